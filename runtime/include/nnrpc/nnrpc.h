@@ -1,0 +1,281 @@
+/*
+ * nnrpc — gRPC-style RPC for C over nanomsg.
+ *
+ * This is the whole public API of libnnrpc. Generated code (X.nnrpc.c) calls
+ * only what is declared here. Conventions:
+ *   - every public symbol starts with nnrpc_ / NNRPC_;
+ *   - handles (nnrpc_channel, nnrpc_server, nnrpc_ctx, nnrpc_metadata) are opaque;
+ *   - functions return an int status code (NNRPC_OK == 0) or an nnrpc_status;
+ *   - each function states who owns the memory it takes or returns.
+ */
+#ifndef NNRPC_NNRPC_H
+#define NNRPC_NNRPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <protobuf-c/protobuf-c.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of the runtime API. Generated code checks it at compile time. */
+#define NNRPC_VERSION_MAJOR 0
+#define NNRPC_VERSION_MINOR 1
+#define NNRPC_API_VERSION 1
+
+#if defined(__GNUC__)
+#define NNRPC_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define NNRPC_PRINTF(a, b)
+#endif
+
+/* ---------------------------------------------------------------- status */
+
+/* gRPC's 17 status codes: same names, same numbers. X(NAME, number, text). */
+#define NNRPC_CODE_MAP(X)                                                    \
+  X(OK, 0, "ok")                                                             \
+  X(CANCELLED, 1, "the call was cancelled")                                  \
+  X(UNKNOWN, 2, "unknown error")                                             \
+  X(INVALID_ARGUMENT, 3, "invalid argument")                                 \
+  X(DEADLINE_EXCEEDED, 4, "deadline exceeded")                               \
+  X(NOT_FOUND, 5, "not found")                                               \
+  X(ALREADY_EXISTS, 6, "already exists")                                     \
+  X(PERMISSION_DENIED, 7, "permission denied")                               \
+  X(RESOURCE_EXHAUSTED, 8, "resource exhausted")                             \
+  X(FAILED_PRECONDITION, 9, "failed precondition")                           \
+  X(ABORTED, 10, "aborted")                                                  \
+  X(OUT_OF_RANGE, 11, "out of range")                                        \
+  X(UNIMPLEMENTED, 12, "unimplemented")                                      \
+  X(INTERNAL, 13, "internal error")                                          \
+  X(UNAVAILABLE, 14, "service unavailable")                                  \
+  X(DATA_LOSS, 15, "data loss")                                              \
+  X(UNAUTHENTICATED, 16, "unauthenticated")
+
+typedef enum nnrpc_code {
+#define NNRPC_X_(name, num, text) NNRPC_##name = num,
+  NNRPC_CODE_MAP(NNRPC_X_)
+#undef NNRPC_X_
+} nnrpc_code;
+
+#define NNRPC_CODE_COUNT 17
+
+/* The result of a call: a code and a human-readable message.
+ * `message` is never NULL. It points either to static text or to storage
+ * owned by the calling thread, valid until that thread's next nnrpc call
+ * that returns an nnrpc_status (like errno). Copy it to keep it. */
+typedef struct nnrpc_status {
+  int code;
+  const char *message;
+} nnrpc_status;
+
+/* "DEADLINE_EXCEEDED" for NNRPC_DEADLINE_EXCEEDED; "UNKNOWN_CODE" when out of range. */
+const char *nnrpc_code_name(int code);
+/* Short English description of a code; static text. */
+const char *nnrpc_strerror(int code);
+/* Parses "DEADLINE_EXCEEDED" (any case) or a decimal number; -1 if neither. */
+int nnrpc_code_from_name(const char *name);
+
+/* ---------------------------------------------------------------- metadata */
+
+/* An ordered list of key/value pairs (headers or trailers). Keys are
+ * lowercase ASCII [a-z0-9-_.]; values are arbitrary bytes. */
+typedef struct nnrpc_metadata nnrpc_metadata;
+
+/* Creates an empty list. The caller owns it: free with nnrpc_metadata_free. */
+nnrpc_metadata *nnrpc_metadata_new(void);
+void nnrpc_metadata_free(nnrpc_metadata *md);
+/* Removes every entry (keeps the allocation). */
+void nnrpc_metadata_clear(nnrpc_metadata *md);
+/* Copies key and value in. Returns NNRPC_OK, NNRPC_INVALID_ARGUMENT for a
+ * bad key, NNRPC_RESOURCE_EXHAUSTED when out of memory. */
+int nnrpc_metadata_add(nnrpc_metadata *md, const char *key, const void *value,
+                       size_t len);
+/* Convenience for NUL-terminated string values. */
+int nnrpc_metadata_add_str(nnrpc_metadata *md, const char *key, const char *value);
+size_t nnrpc_metadata_count(const nnrpc_metadata *md);
+/* Entry i (0-based). Pointers stay owned by md and valid until it changes. */
+int nnrpc_metadata_at(const nnrpc_metadata *md, size_t i, const char **key,
+                      const void **value, size_t *len);
+/* First value for key, or NULL. The value is NUL-terminated for convenience
+ * (len excludes the NUL). Owned by md. */
+const char *nnrpc_metadata_get(const nnrpc_metadata *md, const char *key, size_t *len);
+
+/* ---------------------------------------------------------------- methods */
+
+typedef enum nnrpc_method_kind {
+  NNRPC_UNARY = 0,
+  NNRPC_CLIENT_STREAMING = 1,
+  NNRPC_SERVER_STREAMING = 2,
+  NNRPC_BIDI_STREAMING = 3
+} nnrpc_method_kind;
+
+typedef struct nnrpc_ctx nnrpc_ctx;
+
+/* Calls the user's typed handler for one method. Generated code provides one
+ * per method. `handlers` is the runtime's copy of the user's handler table.
+ * For unary methods `req` is the decoded request and `reply` a message
+ * initialised with the output type's init; the return value is the status
+ * code (NNRPC_OK to send `reply`). */
+typedef int (*nnrpc_invoke_fn)(nnrpc_ctx *ctx, const void *handlers,
+                               const ProtobufCMessage *req, ProtobufCMessage *reply);
+
+/* Static description of one method, emitted by protoc-gen-nnrpc. */
+typedef struct nnrpc_method {
+  const char *path;                         /* "/pkg.Service/Method" */
+  const ProtobufCMessageDescriptor *input;
+  const ProtobufCMessageDescriptor *output;
+  nnrpc_method_kind kind;
+  nnrpc_invoke_fn invoke;                   /* server side */
+} nnrpc_method;
+
+/* Static description of one service, emitted by protoc-gen-nnrpc. */
+typedef struct nnrpc_service {
+  const char *name;                         /* "pkg.Service" */
+  size_t n_methods;
+  const nnrpc_method *methods;
+  size_t handlers_size;                     /* sizeof the generated handler table */
+} nnrpc_service;
+
+/* ---------------------------------------------------------------- channel */
+
+typedef struct nnrpc_channel nnrpc_channel;
+
+/* Channel options. Every field 0 means "the default" (in brackets), so
+ * `nnrpc_channel_opts o = { .default_timeout_ms = 500 };` is complete. */
+typedef struct nnrpc_channel_opts {
+  int64_t default_timeout_ms;     /* deadline of calls that set none [30000]; <0: none */
+  size_t max_send_msg;            /* largest request payload [4 MiB] */
+  size_t max_recv_msg;            /* largest reply payload [4 MiB] */
+  size_t max_metadata_bytes;      /* headers/trailers, keys+values [8 KiB] */
+  size_t max_metadata_count;      /* headers/trailers entries [64] */
+  uint32_t max_in_flight;         /* calls in flight on the channel [10000] */
+  int64_t keepalive_ms;           /* ping interval while calls are in flight [1000] */
+  int64_t keepalive_timeout_ms;   /* no reply from the server this long -> UNAVAILABLE [5000] */
+  int64_t connect_timeout_ms;     /* informational; a call waits for a connection until its deadline */
+  int sndbuf;                     /* NN_SNDBUF / NN_RCVBUF bytes [1 MiB] */
+  int rcvbuf;
+  uint32_t max_decode_depth;      /* nesting depth accepted in replies [64] */
+  size_t max_decode_bytes;        /* memory one decoded reply may use [64 MiB] */
+} nnrpc_channel_opts;
+
+/* Opens a channel to `url` (tcp://host:port, ipc:///path, inproc://name,
+ * ws://host:port). Connects in the background; calls wait for the connection
+ * until their deadline. `opts` may be NULL; it is copied.
+ * On success *out is a channel owned by the caller (nnrpc_channel_close).
+ * Errors: NNRPC_INVALID_ARGUMENT (bad URL or option), NNRPC_INTERNAL. */
+int nnrpc_channel_open(nnrpc_channel **out, const char *url,
+                       const nnrpc_channel_opts *opts);
+
+/* Fails every call still in flight with CANCELLED ("channel closed"), stops
+ * the channel's thread and frees it. No call may be started on it
+ * concurrently or after. NULL is a no-op. */
+void nnrpc_channel_close(nnrpc_channel *ch);
+
+/* Per-call options; NULL or zeroed fields mean the defaults. */
+typedef struct nnrpc_call_opts {
+  int64_t timeout_ms;             /* 0: channel default; <0: no deadline */
+  const nnrpc_metadata *headers;  /* sent with the call; borrowed for the call */
+  nnrpc_metadata *trailers;       /* if set, cleared and filled with the
+                                     server's trailers; owned by the caller */
+} nnrpc_call_opts;
+
+/* A blocking unary call. Generated stubs wrap this with typed arguments.
+ * On NNRPC_OK, *reply is a message of m->output allocated with the system
+ * allocator: the caller frees it with protobuf_c_message_free_unpacked(*reply,
+ * NULL) (or the generated __free_unpacked). On any other code *reply is NULL.
+ * Thread-safe: any number of threads may call on one channel at once. */
+nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m,
+                              const ProtobufCMessage *req, ProtobufCMessage **reply,
+                              const nnrpc_call_opts *opts);
+
+/* ---------------------------------------------------------------- server */
+
+typedef struct nnrpc_server nnrpc_server;
+
+typedef struct nnrpc_server_opts {
+  uint32_t workers;               /* handler threads [4] */
+  uint32_t max_concurrent_calls;  /* calls accepted and not finished [1000];
+                                     past it: RESOURCE_EXHAUSTED */
+  size_t max_recv_msg;            /* largest request payload [4 MiB] */
+  size_t max_send_msg;            /* largest reply payload [4 MiB] */
+  size_t max_metadata_bytes;      /* [8 KiB] */
+  size_t max_metadata_count;      /* [64] */
+  int64_t keepalive_timeout_ms;   /* client silent this long -> its calls are
+                                     cancelled [10000] */
+  int sndbuf;                     /* [1 MiB] */
+  int rcvbuf;
+  uint32_t max_decode_depth;      /* [64] */
+  size_t max_decode_bytes;        /* per request [64 MiB] */
+  size_t max_batch_bytes;         /* frames coalesced into one message [64 KiB] */
+} nnrpc_server_opts;
+
+/* Creates a server (not yet listening). opts may be NULL; it is copied.
+ * The caller owns *out and frees it with nnrpc_server_close. */
+int nnrpc_server_open(nnrpc_server **out, const nnrpc_server_opts *opts);
+
+/* Adds a service. Generated code calls this from X__register(); users rarely
+ * call it directly. `handlers` (handlers_size bytes) is copied; entries that
+ * are NULL answer UNIMPLEMENTED. `present[i]` says whether method i has a
+ * handler. user_data is returned by nnrpc_ctx_user_data. Must be called
+ * before nnrpc_server_start. Errors: NNRPC_ALREADY_EXISTS (same service
+ * twice), NNRPC_FAILED_PRECONDITION (already started). */
+int nnrpc_server_add_service(nnrpc_server *srv, const nnrpc_service *svc,
+                             const void *handlers, const bool *present,
+                             void *user_data);
+
+/* Binds a URL: tcp://0.0.0.0:5555 (a star host works too), ipc:///path, inproc://name, ws://... May be
+ * called several times; before or after start. */
+int nnrpc_server_listen(nnrpc_server *srv, const char *url);
+
+/* Starts the receive thread and the worker pool; returns at once. */
+int nnrpc_server_start(nnrpc_server *srv);
+
+/* Starts if needed, then blocks until nnrpc_server_shutdown is called. */
+int nnrpc_server_run(nnrpc_server *srv);
+
+/* Graceful shutdown: new calls get UNAVAILABLE, running calls have grace_ms
+ * to finish, then are cancelled (handlers see nnrpc_ctx_is_cancelled), and
+ * their replies are flushed. Returns when every handler has returned.
+ * Thread-safe; a second call is a no-op. Not async-signal-safe: from a signal
+ * handler, use nnrpc_server_stop_async. */
+void nnrpc_server_shutdown(nnrpc_server *srv, int64_t grace_ms);
+
+/* Async-signal-safe request to shut down (with the default grace of 5 s):
+ * nnrpc_server_run returns after the shutdown completes. */
+void nnrpc_server_stop_async(nnrpc_server *srv);
+
+/* Shuts down (grace 0) if running, then frees everything. NULL is a no-op. */
+void nnrpc_server_close(nnrpc_server *srv);
+
+/* ---------------------------------------------------------------- handler context */
+
+/* Inside a handler: user_data given at registration. */
+void *nnrpc_ctx_user_data(const nnrpc_ctx *ctx);
+/* "/pkg.Service/Method" of the call. */
+const char *nnrpc_ctx_method(const nnrpc_ctx *ctx);
+/* The client's headers (read-only, owned by the call). Never NULL. */
+const nnrpc_metadata *nnrpc_ctx_headers(const nnrpc_ctx *ctx);
+/* Milliseconds until the call's deadline (<=0: passed); INT64_MAX if none. */
+int64_t nnrpc_ctx_remaining_ms(const nnrpc_ctx *ctx);
+/* True once the client cancelled, the deadline passed, the client vanished
+ * or the server is shutting down past its grace period. */
+bool nnrpc_ctx_is_cancelled(const nnrpc_ctx *ctx);
+/* Adds a trailer sent with the status. Copies key and value. */
+int nnrpc_ctx_add_trailer(nnrpc_ctx *ctx, const char *key, const void *value, size_t len);
+/* Memory that lives until the call's reply has been sent: use it for reply
+ * strings, bytes and sub-messages. Never returns NULL for n <= the decode
+ * budget (aborts the call with RESOURCE_EXHAUSTED otherwise: returns NULL). */
+void *nnrpc_ctx_alloc(nnrpc_ctx *ctx, size_t n);
+char *nnrpc_ctx_strdup(nnrpc_ctx *ctx, const char *s);
+/* An allocator drawing from the same per-call memory, for protobuf-c calls. */
+ProtobufCAllocator *nnrpc_ctx_allocator(nnrpc_ctx *ctx);
+/* Sets the status message and returns code, so a handler can
+ * `return nnrpc_ctx_fail(ctx, NNRPC_NOT_FOUND, "no user %d", id);` */
+int nnrpc_ctx_fail(nnrpc_ctx *ctx, int code, const char *fmt, ...) NNRPC_PRINTF(3, 4);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NNRPC_NNRPC_H */

@@ -1,0 +1,889 @@
+/* The server: one raw REP socket bound to every URL, one receive thread,
+ * a pool of workers running handlers, and the send discipline that keeps
+ * nanomsg's raw REP from dropping replies (docs/protocol.md, "Send window"):
+ *
+ *   - at most one unacknowledged message per connection; the client acks each
+ *     message as soon as its receiver has it, so when the ack arrives the
+ *     connection's previous write has completed and the pipe is writable;
+ *   - frames that wait for the window are coalesced into one message;
+ *   - nn_sendmsg is called under send_mu, so nanomsg finishes each send
+ *     (inproc delivers synchronously inside it) before the next starts.
+ */
+#include "callhdr.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+#include <nanomsg/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define BT_MAX 64
+#define TICK_MS 50
+
+typedef struct outframe {
+  struct outframe *next;
+  void *msg; /* nn_allocmsg'ed: NNRPC_ENV_LEN reserved bytes, then the frame */
+  size_t len;
+} outframe;
+
+typedef struct conn {
+  nnrpc__hnode node; /* k1 = pipe key */
+  uint8_t bt[BT_MAX];
+  size_t bt_len;
+  uint32_t seq;     /* seq of the last message sent */
+  bool outstanding; /* that message is not acknowledged yet */
+  bool dead;        /* silent past the keepalive timeout: its calls were cancelled */
+  int64_t last_rx_ms;
+  outframe *qhead, *qtail;
+  unsigned ncalls;
+} conn;
+
+typedef struct svc_entry {
+  const nnrpc_service *svc;
+  void *handlers;
+  bool *present;
+  void *user_data;
+} svc_entry;
+
+typedef struct route {
+  const char *path;
+  const nnrpc_method *m;
+  const svc_entry *se;
+  size_t index;
+} route;
+
+enum { SRV_NEW, SRV_RUNNING, SRV_DRAINING, SRV_STOPPED };
+
+struct nnrpc_ctx {
+  nnrpc__hnode node; /* k1 = pipe key, k2 = call id */
+  struct nnrpc_ctx *qnext;
+  nnrpc_server *srv;
+  conn *conn;
+  uint64_t id;
+  const route *rt;
+  nnrpc__rxbuf *rx;
+  const uint8_t *payload;
+  size_t payload_len;
+  bool has_message;
+  nnrpc_metadata headers;
+  nnrpc_metadata trailers;
+  int64_t deadline_us;
+  uint64_t max_reply;
+  atomic_bool cancelled;
+  bool running;
+  char *err_msg;
+  nnrpc__arena arena;
+};
+
+struct nnrpc_server {
+  nnrpc_server_opts o;
+  int sock;
+  pthread_mutex_t mu;      /* everything below except send_mu */
+  pthread_cond_t work_cv;  /* workers wait for calls */
+  pthread_cond_t idle_cv;  /* shutdown waits for calls to end / queues to drain */
+  pthread_mutex_t send_mu; /* serializes nn_sendmsg (see top of file) */
+  svc_entry *svcs;
+  size_t nsvcs;
+  route *routes;
+  size_t nroutes;
+  nnrpc__hmap conns, calls;
+  nnrpc_ctx *qhead, *qtail;
+  unsigned active; /* calls accepted and not finished */
+  int state;
+  atomic_bool stop_threads;
+  bool threads_started;
+  pthread_t rx_thr;
+  pthread_t *workers;
+  unsigned nworkers;
+  int wake[2]; /* run() sleeps on it; stop_async writes to it */
+  atomic_bool stop_requested;
+  int64_t last_tick_ms;
+};
+
+static void set_opts_defaults(nnrpc_server_opts *o) {
+  if (!o->workers) o->workers = 4;
+  if (!o->max_concurrent_calls) o->max_concurrent_calls = 1000;
+  if (!o->max_recv_msg) o->max_recv_msg = 4u << 20;
+  if (!o->max_send_msg) o->max_send_msg = 4u << 20;
+  if (!o->max_metadata_bytes) o->max_metadata_bytes = 8192;
+  if (!o->max_metadata_count) o->max_metadata_count = 64;
+  if (!o->keepalive_timeout_ms) o->keepalive_timeout_ms = 10000;
+  if (!o->sndbuf) o->sndbuf = 1 << 20;
+  if (!o->rcvbuf) o->rcvbuf = 1 << 20;
+  if (!o->max_decode_depth) o->max_decode_depth = 64;
+  if (!o->max_decode_bytes) o->max_decode_bytes = 64u << 20;
+  if (!o->max_batch_bytes) o->max_batch_bytes = 64u << 10;
+}
+
+/* ---------------------------------------------------------------- open / add / listen */
+
+NNRPC_API int nnrpc_server_open(nnrpc_server **out, const nnrpc_server_opts *opts) {
+  if (!out) return NNRPC_INVALID_ARGUMENT;
+  *out = NULL;
+  nnrpc_server *s = calloc(1, sizeof *s);
+  if (!s) return NNRPC_RESOURCE_EXHAUSTED;
+  if (opts) s->o = *opts;
+  set_opts_defaults(&s->o);
+  if (s->o.workers > 1024 || s->o.max_metadata_bytes > 60000) {
+    free(s);
+    return NNRPC_INVALID_ARGUMENT;
+  }
+  s->sock = nn_socket(AF_SP_RAW, NN_REP);
+  if (s->sock < 0) {
+    free(s);
+    return NNRPC_INTERNAL;
+  }
+  /* A finite receive limit: nanomsg allocates the claimed size up front and
+   * aborts on a forged huge length when unlimited. Twice the message limit
+   * lets a merely oversized request get a clear RESOURCE_EXHAUSTED. */
+  size_t lim = s->o.max_recv_msg * 2 + 65536 + 2 * s->o.max_metadata_bytes;
+  int ilim = lim > INT32_MAX ? INT32_MAX : (int)lim;
+  int tick = TICK_MS;
+  nn_setsockopt(s->sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &ilim, sizeof ilim);
+  int nodelay = 1; /* our acks are small messages: Nagle would hold the next call behind them */
+  nn_setsockopt(s->sock, NN_TCP, NN_TCP_NODELAY, &nodelay, sizeof nodelay);
+  nn_setsockopt(s->sock, NN_SOL_SOCKET, NN_SNDBUF, &s->o.sndbuf, sizeof s->o.sndbuf);
+  nn_setsockopt(s->sock, NN_SOL_SOCKET, NN_RCVBUF, &s->o.rcvbuf, sizeof s->o.rcvbuf);
+  nn_setsockopt(s->sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tick, sizeof tick);
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->send_mu, NULL);
+  nnrpc__cond_init(&s->work_cv);
+  nnrpc__cond_init(&s->idle_cv);
+  if (nnrpc__hmap_init(&s->conns) || nnrpc__hmap_init(&s->calls) || pipe(s->wake)) {
+    nnrpc_server_close(s);
+    return NNRPC_RESOURCE_EXHAUSTED;
+  }
+  fcntl(s->wake[0], F_SETFL, O_NONBLOCK);
+  fcntl(s->wake[1], F_SETFL, O_NONBLOCK);
+  s->state = SRV_NEW;
+  *out = s;
+  return NNRPC_OK;
+}
+
+NNRPC_API int nnrpc_server_add_service(nnrpc_server *srv, const nnrpc_service *svc,
+                                       const void *handlers, const bool *present,
+                                       void *user_data) {
+  if (!srv || !svc || !handlers || !present) return NNRPC_INVALID_ARGUMENT;
+  pthread_mutex_lock(&srv->mu);
+  int rc = NNRPC_OK;
+  if (srv->state != SRV_NEW) {
+    rc = NNRPC_FAILED_PRECONDITION;
+    goto out;
+  }
+  for (size_t i = 0; i < srv->nsvcs; i++)
+    if (strcmp(srv->svcs[i].svc->name, svc->name) == 0) {
+      rc = NNRPC_ALREADY_EXISTS;
+      goto out;
+    }
+  svc_entry *v = realloc(srv->svcs, (srv->nsvcs + 1) * sizeof *v);
+  if (!v) {
+    rc = NNRPC_RESOURCE_EXHAUSTED;
+    goto out;
+  }
+  srv->svcs = v;
+  svc_entry *e = &v[srv->nsvcs];
+  e->svc = svc;
+  e->user_data = user_data;
+  e->handlers = malloc(svc->handlers_size ? svc->handlers_size : 1);
+  e->present = malloc(svc->n_methods ? svc->n_methods : 1);
+  if (!e->handlers || !e->present) {
+    free(e->handlers);
+    free(e->present);
+    rc = NNRPC_RESOURCE_EXHAUSTED;
+    goto out;
+  }
+  memcpy(e->handlers, handlers, svc->handlers_size);
+  memcpy(e->present, present, svc->n_methods);
+  srv->nsvcs++;
+out:
+  pthread_mutex_unlock(&srv->mu);
+  return rc;
+}
+
+NNRPC_API int nnrpc_server_listen(nnrpc_server *srv, const char *url) {
+  if (!srv || !url) return NNRPC_INVALID_ARGUMENT;
+  if (nn_bind(srv->sock, url) < 0)
+    return errno == EADDRINUSE ? NNRPC_ALREADY_EXISTS
+           : errno == EINVAL || errno == EPROTONOSUPPORT || errno == ENODEV ? NNRPC_INVALID_ARGUMENT
+                                                                             : NNRPC_UNAVAILABLE;
+  return NNRPC_OK;
+}
+
+static int route_cmp(const void *a, const void *b) {
+  return strcmp(((const route *)a)->path, ((const route *)b)->path);
+}
+
+static const route *find_route(const nnrpc_server *s, const char *path) {
+  route key = {.path = path};
+  return bsearch(&key, s->routes, s->nroutes, sizeof key, route_cmp);
+}
+
+/* ---------------------------------------------------------------- sending */
+
+/* Queues a frame for conn; caller holds mu. Takes ownership of f. */
+static void conn_enqueue(conn *c, outframe *f) {
+  f->next = NULL;
+  if (c->qtail)
+    c->qtail->next = f;
+  else
+    c->qhead = f;
+  c->qtail = f;
+}
+
+static void free_frames(outframe *f) {
+  while (f) {
+    outframe *next = f->next;
+    nn_freemsg(f->msg);
+    free(f);
+    f = next;
+  }
+}
+
+/* Sends what conn's window allows: at most one unacknowledged message,
+ * coalescing queued frames up to max_batch_bytes. */
+static void conn_flush(nnrpc_server *s, conn *c) {
+  pthread_mutex_lock(&s->mu);
+  if (c->outstanding || !c->qhead || c->dead) {
+    pthread_mutex_unlock(&s->mu);
+    return;
+  }
+  outframe *f = c->qhead;
+  void *msg;
+  size_t len;
+  if (!f->next || f->len >= s->o.max_batch_bytes) { /* alone: zero copy */
+    c->qhead = f->next;
+    msg = f->msg;
+    len = f->len;
+    free(f);
+  } else {
+    size_t total = NNRPC_ENV_LEN;
+    outframe *g = f;
+    while (g && (g == f || total + g->len - NNRPC_ENV_LEN <= s->o.max_batch_bytes)) {
+      total += g->len - NNRPC_ENV_LEN;
+      g = g->next;
+    }
+    msg = nn_allocmsg(total, 0);
+    if (!msg) {
+      pthread_mutex_unlock(&s->mu);
+      return; /* retried at the next tick */
+    }
+    size_t off = NNRPC_ENV_LEN;
+    while (c->qhead != g) {
+      outframe *h = c->qhead;
+      memcpy((uint8_t *)msg + off, (uint8_t *)h->msg + NNRPC_ENV_LEN, h->len - NNRPC_ENV_LEN);
+      off += h->len - NNRPC_ENV_LEN;
+      c->qhead = h->next;
+      nn_freemsg(h->msg);
+      free(h);
+    }
+    len = total;
+  }
+  if (!c->qhead) c->qtail = NULL;
+  if (++c->seq == 0) c->seq = 1;
+  c->outstanding = true;
+  nnrpc__env_put(msg, c->seq);
+
+  uint8_t ctl[NN_CMSG_SPACE(sizeof(size_t) + BT_MAX)] __attribute__((aligned(8)));
+  struct nn_cmsghdr *cm = (struct nn_cmsghdr *)(void *)ctl;
+  cm->cmsg_len = NN_CMSG_LEN(sizeof(size_t) + c->bt_len);
+  cm->cmsg_level = PROTO_SP;
+  cm->cmsg_type = SP_HDR;
+  size_t btl = c->bt_len;
+  memcpy(NN_CMSG_DATA(cm), &btl, sizeof btl);
+  memcpy(NN_CMSG_DATA(cm) + sizeof btl, c->bt, btl);
+  pthread_mutex_unlock(&s->mu);
+
+  struct nn_iovec iov = {&msg, NN_MSG};
+  struct nn_msghdr hdr = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                          .msg_controllen = NN_CMSG_SPACE(sizeof(size_t) + btl)};
+  (void)len;
+  pthread_mutex_lock(&s->send_mu);
+  int rc = nn_sendmsg(s->sock, &hdr, NN_DONTWAIT);
+  pthread_mutex_unlock(&s->send_mu);
+  if (rc < 0) nn_freemsg(msg); /* socket closing: nothing more will be sent */
+}
+
+/* Builds a frame (nn_allocmsg with the envelope reserved). `msg` may be NULL. */
+static outframe *make_frame(uint8_t type, uint8_t flags, uint64_t call_id, nnrpc__hdr *h,
+                            const ProtobufCMessage *msg, size_t msg_size, const void *raw,
+                            size_t raw_len) {
+  size_t meta = h ? protobuf_c_message_get_packed_size(&h->pb.base) : 0;
+  if (meta > UINT16_MAX) return NULL;
+  size_t payload = msg ? msg_size : raw_len;
+  if (payload > UINT32_MAX) return NULL;
+  outframe *f = malloc(sizeof *f);
+  if (!f) return NULL;
+  f->len = NNRPC_ENV_LEN + NNRPC_FRAME_HDR_LEN + meta + payload;
+  f->msg = nn_allocmsg(f->len, 0);
+  if (!f->msg) {
+    free(f);
+    return NULL;
+  }
+  uint8_t *p = (uint8_t *)f->msg + NNRPC_ENV_LEN;
+  nnrpc__frame_put(p, type, flags, (uint16_t)meta, (uint32_t)payload, call_id);
+  p += NNRPC_FRAME_HDR_LEN;
+  if (h) protobuf_c_message_pack(&h->pb.base, p);
+  p += meta;
+  if (msg)
+    protobuf_c_message_pack(msg, p);
+  else if (raw_len)
+    memcpy(p, raw, raw_len);
+  return f;
+}
+
+/* Queues a STATUS frame for a call that never reached a handler. mu held. */
+static void queue_status_locked(conn *c, uint64_t id, int code, const char *message) {
+  nnrpc__hdr h;
+  if (nnrpc__hdr_build(&h, NULL, 0, NULL, (uint32_t)code, message, 0)) return;
+  outframe *f = make_frame(NNRPC_F_STATUS, 0, id, &h, NULL, 0, NULL, 0);
+  nnrpc__hdr_done(&h);
+  if (f) conn_enqueue(c, f);
+}
+
+/* ---------------------------------------------------------------- calls */
+
+static void ctx_free(nnrpc_ctx *x) {
+  nnrpc__rxbuf_unref(x->rx);
+  nnrpc_metadata_clear(&x->headers);
+  free(x->headers.e);
+  nnrpc_metadata_clear(&x->trailers);
+  free(x->trailers.e);
+  free(x->err_msg);
+  nnrpc__arena_free(&x->arena);
+  free(x);
+}
+
+static void conn_release_locked(nnrpc_server *s, conn *c) {
+  assert(c->ncalls > 0);
+  c->ncalls--;
+  (void)s;
+}
+
+/* Ends a call: queues its STATUS frame (unless its client is gone), forgets
+ * it, frees it, and flushes the connection. */
+static void finish_call(nnrpc_server *s, nnrpc_ctx *x, int code, const ProtobufCMessage *reply) {
+  outframe *f = NULL;
+  size_t reply_size = 0;
+  const char *msg = x->err_msg;
+  if (code == NNRPC_OK && reply) {
+    reply_size = protobuf_c_message_get_packed_size(reply);
+    if (reply_size > s->o.max_send_msg) {
+      code = NNRPC_RESOURCE_EXHAUSTED;
+      msg = "reply larger than the server's max_send_msg";
+    } else if (x->max_reply && reply_size > x->max_reply) {
+      code = NNRPC_RESOURCE_EXHAUSTED;
+      msg = "reply larger than the client's max_recv_msg";
+    }
+  }
+  if (code < 0 || code >= NNRPC_CODE_COUNT) {
+    code = NNRPC_UNKNOWN;
+    msg = "handler returned an invalid status code";
+  }
+  if (code != NNRPC_OK && !msg) msg = "";
+  {
+    nnrpc__hdr h;
+    if (nnrpc__hdr_build(&h, NULL, 0, &x->trailers, (uint32_t)code, msg, 0) == 0) {
+      bool with = code == NNRPC_OK && reply;
+      f = make_frame(NNRPC_F_STATUS, with ? NNRPC_FF_HAS_MESSAGE : 0, x->id, &h,
+                     with ? reply : NULL, reply_size, NULL, 0);
+      if (!f && with) { /* out of memory for the reply: say so */
+        f = make_frame(NNRPC_F_STATUS, 0, x->id, &h, NULL, 0, NULL, 0);
+      }
+      nnrpc__hdr_done(&h);
+    }
+  }
+  conn *c = x->conn;
+  pthread_mutex_lock(&s->mu);
+  nnrpc__hmap_del(&s->calls, x->node.k1, x->node.k2);
+  if (f && !c->dead)
+    conn_enqueue(c, f);
+  else if (f)
+    free_frames(f);
+  conn_release_locked(s, c);
+  s->active--;
+  if (s->state == SRV_DRAINING) pthread_cond_broadcast(&s->idle_cv);
+  pthread_mutex_unlock(&s->mu);
+  ctx_free(x);
+  conn_flush(s, c);
+}
+
+static void run_call(nnrpc_server *s, nnrpc_ctx *x) {
+  const route *rt = x->rt;
+  if (atomic_load(&x->cancelled)) {
+    finish_call(s, x, NNRPC_CANCELLED, NULL);
+    return;
+  }
+  if (x->deadline_us != NNRPC_NO_DEADLINE && nnrpc__now_us() >= x->deadline_us) {
+    free(x->err_msg);
+    x->err_msg = strdup("deadline exceeded before the handler started");
+    finish_call(s, x, NNRPC_DEADLINE_EXCEEDED, NULL);
+    return;
+  }
+  bool over;
+  const char *why = NULL;
+  ProtobufCMessage *req = nnrpc__decode(rt->m->input, x->payload, x->payload_len,
+                                        s->o.max_decode_depth, &x->arena.pb, &over, &why);
+  nnrpc__rxbuf_unref(x->rx); /* decoded: the received bytes are no longer needed */
+  x->rx = NULL;
+  if (!req) {
+    int code = x->arena.over ? NNRPC_RESOURCE_EXHAUSTED : NNRPC_INVALID_ARGUMENT;
+    nnrpc_ctx_fail(x, code, "cannot decode %s request: %s", rt->m->input->name,
+                   x->arena.over ? "decoded size exceeds max_decode_bytes" : why);
+    finish_call(s, x, code, NULL);
+    return;
+  }
+  ProtobufCMessage *reply = nnrpc__arena_alloc(&x->arena, rt->m->output->sizeof_message);
+  if (!reply) {
+    nnrpc_ctx_fail(x, NNRPC_RESOURCE_EXHAUSTED, "out of memory for the reply");
+    finish_call(s, x, NNRPC_RESOURCE_EXHAUSTED, NULL);
+    return;
+  }
+  protobuf_c_message_init(rt->m->output, reply);
+  int code = rt->m->invoke(x, rt->se->handlers, req, reply);
+  finish_call(s, x, code, reply);
+}
+
+static void *worker_main(void *arg) {
+  nnrpc_server *s = arg;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    while (!s->qhead && !atomic_load(&s->stop_threads)) pthread_cond_wait(&s->work_cv, &s->mu);
+    if (!s->qhead) break;
+    nnrpc_ctx *x = s->qhead;
+    s->qhead = x->qnext;
+    if (!s->qhead) s->qtail = NULL;
+    x->running = true;
+    pthread_mutex_unlock(&s->mu);
+    run_call(s, x);
+    pthread_mutex_lock(&s->mu);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- receiving */
+
+static conn *get_conn_locked(nnrpc_server *s, const uint8_t *bt, size_t bt_len) {
+  uint32_t key = nnrpc__get32(bt) & 0x7fffffff;
+  conn *c = (conn *)nnrpc__hmap_get(&s->conns, key, 0);
+  if (!c) {
+    c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->node.k1 = key;
+    nnrpc__hmap_put(&s->conns, &c->node);
+  }
+  memcpy(c->bt, bt, bt_len);
+  c->bt_len = bt_len;
+  return c;
+}
+
+/* A CALL frame. mu held. */
+static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrpc__rxbuf *rx) {
+  const char *why = NULL;
+  int code = NNRPC_OK;
+  if (nnrpc__hmap_get(&s->calls, c->node.k1, f->call_id)) return; /* duplicate id: ignore */
+  if (s->state != SRV_RUNNING) {
+    queue_status_locked(c, f->call_id, NNRPC_UNAVAILABLE, "server is shutting down");
+    return;
+  }
+  if (s->active >= s->o.max_concurrent_calls) {
+    queue_status_locked(c, f->call_id, NNRPC_RESOURCE_EXHAUSTED,
+                        "server is at max_concurrent_calls");
+    return;
+  }
+  nnrpc_ctx *x = calloc(1, sizeof *x);
+  if (!x) {
+    queue_status_locked(c, f->call_id, NNRPC_RESOURCE_EXHAUSTED, "server out of memory");
+    return;
+  }
+  nnrpc__arena_init(&x->arena, s->o.max_decode_bytes);
+  x->srv = s;
+  x->id = f->call_id;
+  x->deadline_us = NNRPC_NO_DEADLINE;
+  atomic_init(&x->cancelled, false);
+  Nnrpc__Wire__CallHeader *h = NULL;
+  code = nnrpc__hdr_decode(f->meta, f->meta_len, &x->arena.pb, s->o.max_metadata_bytes,
+                           s->o.max_metadata_count, &h, &why);
+  if (code) {
+    if (code == NNRPC_INTERNAL) code = NNRPC_INVALID_ARGUMENT;
+    goto reject;
+  }
+  x->rt = find_route(s, h->method);
+  if (!x->rt) {
+    code = NNRPC_UNIMPLEMENTED;
+    why = "unknown method";
+    goto reject;
+  }
+  if (!x->rt->se->present[x->rt->index]) {
+    code = NNRPC_UNIMPLEMENTED;
+    why = "method not implemented by this server";
+    goto reject;
+  }
+  if (x->rt->m->kind != NNRPC_UNARY) {
+    code = NNRPC_UNIMPLEMENTED;
+    why = "streaming calls are not supported by this server";
+    goto reject;
+  }
+  if (!(f->flags & NNRPC_FF_HAS_MESSAGE)) {
+    code = NNRPC_INVALID_ARGUMENT;
+    why = "unary call without a request message";
+    goto reject;
+  }
+  if (f->payload_len > s->o.max_recv_msg) {
+    code = NNRPC_RESOURCE_EXHAUSTED;
+    why = "request larger than the server's max_recv_msg";
+    goto reject;
+  }
+  if (nnrpc__md_from_wire(&x->headers, h)) {
+    code = NNRPC_RESOURCE_EXHAUSTED;
+    why = "server out of memory";
+    goto reject;
+  }
+  if (h->timeout_us) x->deadline_us = nnrpc__now_us() + (int64_t)(h->timeout_us > INT64_MAX / 2 ? INT64_MAX / 2 : h->timeout_us);
+  x->max_reply = h->max_reply_bytes;
+  /* The header was only needed until here: start the arena afresh for the
+   * request and reply. */
+  nnrpc__arena_free(&x->arena);
+  x->conn = c;
+  c->ncalls++;
+  x->node.k1 = c->node.k1;
+  x->node.k2 = f->call_id;
+  nnrpc__hmap_put(&s->calls, &x->node);
+  nnrpc__rxbuf_ref(rx);
+  x->rx = rx;
+  x->payload = f->payload;
+  x->payload_len = f->payload_len;
+  s->active++;
+  x->qnext = NULL;
+  if (s->qtail)
+    s->qtail->qnext = x;
+  else
+    s->qhead = x;
+  s->qtail = x;
+  pthread_cond_signal(&s->work_cv);
+  return;
+reject:
+  queue_status_locked(c, f->call_id, code, why);
+  nnrpc_metadata_clear(&x->headers);
+  free(x->headers.e);
+  nnrpc__arena_free(&x->arena);
+  free(x);
+}
+
+/* A PING frame: answer with the listed call ids this server does not know. mu held. */
+static void on_ping_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f) {
+  size_t n = f->payload_len / 8, unknown = 0;
+  uint8_t *ids = n ? malloc(n * 8) : NULL;
+  if (n && !ids) return;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t id = nnrpc__get64(f->payload + 8 * i);
+    if (!nnrpc__hmap_get(&s->calls, c->node.k1, id)) nnrpc__put64(ids + 8 * unknown++, id);
+  }
+  outframe *o = make_frame(NNRPC_F_PONG, 0, 0, NULL, NULL, 0, ids, unknown * 8);
+  free(ids);
+  if (o) conn_enqueue(c, o);
+}
+
+static void handle_message(nnrpc_server *s, void *body, size_t len, const uint8_t *bt,
+                           size_t bt_len) {
+  uint32_t ack;
+  if (bt_len < 4 || bt_len > BT_MAX || nnrpc__env_get(body, len, &ack)) {
+    nn_freemsg(body); /* unroutable or not ours: drop */
+    return;
+  }
+  nnrpc__rxbuf *rx = nnrpc__rxbuf_new(body, len);
+  if (!rx) {
+    nn_freemsg(body);
+    return;
+  }
+  pthread_mutex_lock(&s->mu);
+  conn *c = get_conn_locked(s, bt, bt_len);
+  if (!c) {
+    pthread_mutex_unlock(&s->mu);
+    nnrpc__rxbuf_unref(rx);
+    return;
+  }
+  c->last_rx_ms = nnrpc__now_ms();
+  c->dead = false;
+  if (ack && c->outstanding && ack == c->seq) c->outstanding = false;
+  size_t off = NNRPC_ENV_LEN;
+  nnrpc__frame f;
+  int r;
+  while ((r = nnrpc__frame_next(body, len, &off, &f)) == 1) {
+    switch (f.type) {
+    case NNRPC_F_CALL:
+      on_call_locked(s, c, &f, rx);
+      break;
+    case NNRPC_F_CANCEL: {
+      nnrpc_ctx *x = (nnrpc_ctx *)nnrpc__hmap_get(&s->calls, c->node.k1, f.call_id);
+      if (x) atomic_store(&x->cancelled, true);
+      break;
+    }
+    case NNRPC_F_PING:
+      on_ping_locked(s, c, &f);
+      break;
+    default: /* unknown or unexpected frame types are ignored */
+      break;
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  nnrpc__rxbuf_unref(rx);
+  conn_flush(s, c);
+}
+
+/* Periodic work: cancel calls of silent clients, forget idle connections. */
+static void tick(nnrpc_server *s) {
+  int64_t now = nnrpc__now_ms();
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < s->conns.nb; i++) {
+    for (nnrpc__hnode *n = s->conns.b[i], *next; n; n = next) {
+      next = n->next;
+      conn *c = (conn *)n;
+      bool silent = now - c->last_rx_ms > s->o.keepalive_timeout_ms;
+      if (silent && !c->dead && c->ncalls) {
+        c->dead = true; /* its client stopped pinging: cancel its calls */
+        free_frames(c->qhead);
+        c->qhead = c->qtail = NULL;
+        for (size_t j = 0; j < s->calls.nb; j++)
+          for (nnrpc__hnode *m = s->calls.b[j]; m; m = m->next)
+            if (((nnrpc_ctx *)m)->conn == c) atomic_store(&((nnrpc_ctx *)m)->cancelled, true);
+      }
+      if (silent && c->ncalls == 0 && (!c->qhead || c->dead)) {
+        nnrpc__hmap_del(&s->conns, c->node.k1, 0);
+        free_frames(c->qhead);
+        free(c);
+      }
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  s->last_tick_ms = now;
+}
+
+static void *rx_main(void *arg) {
+  nnrpc_server *s = arg;
+  while (!atomic_load(&s->stop_threads)) {
+    void *body = NULL, *ctl = NULL;
+    struct nn_iovec iov = {&body, NN_MSG};
+    struct nn_msghdr hdr = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
+                            .msg_controllen = NN_MSG};
+    int n = nn_recvmsg(s->sock, &hdr, 0);
+    if (n >= 0) {
+      const uint8_t *bt = NULL;
+      size_t bt_len = 0;
+      struct nn_cmsghdr *cm = NN_CMSG_FIRSTHDR(&hdr);
+      while (cm) {
+        if (cm->cmsg_level == PROTO_SP && cm->cmsg_type == SP_HDR &&
+            cm->cmsg_len >= NN_CMSG_LEN(sizeof(size_t))) {
+          memcpy(&bt_len, NN_CMSG_DATA(cm), sizeof bt_len);
+          if (bt_len <= cm->cmsg_len - NN_CMSG_LEN(sizeof(size_t)))
+            bt = NN_CMSG_DATA(cm) + sizeof(size_t);
+          else
+            bt_len = 0;
+          break;
+        }
+        cm = NN_CMSG_NXTHDR(&hdr, cm);
+      }
+      handle_message(s, body, (size_t)n, bt, bt ? bt_len : 0);
+      if (ctl) nn_freemsg(ctl);
+    } else if (errno == EBADF || errno == ETERM) {
+      break;
+    }
+    if (nnrpc__now_ms() - s->last_tick_ms >= TICK_MS) tick(s);
+  }
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+NNRPC_API int nnrpc_server_start(nnrpc_server *s) {
+  if (!s) return NNRPC_INVALID_ARGUMENT;
+  pthread_mutex_lock(&s->mu);
+  if (s->state != SRV_NEW) {
+    pthread_mutex_unlock(&s->mu);
+    return s->state == SRV_RUNNING ? NNRPC_OK : NNRPC_FAILED_PRECONDITION;
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < s->nsvcs; i++) n += s->svcs[i].svc->n_methods;
+  s->routes = calloc(n ? n : 1, sizeof *s->routes);
+  s->workers = calloc(s->o.workers, sizeof *s->workers);
+  if (!s->routes || !s->workers) {
+    pthread_mutex_unlock(&s->mu);
+    return NNRPC_RESOURCE_EXHAUSTED;
+  }
+  for (size_t i = 0; i < s->nsvcs; i++)
+    for (size_t j = 0; j < s->svcs[i].svc->n_methods; j++)
+      s->routes[s->nroutes++] = (route){s->svcs[i].svc->methods[j].path,
+                                        &s->svcs[i].svc->methods[j], &s->svcs[i], j};
+  qsort(s->routes, s->nroutes, sizeof *s->routes, route_cmp);
+  s->state = SRV_RUNNING;
+  s->last_tick_ms = nnrpc__now_ms();
+  atomic_store(&s->stop_threads, false);
+  int rc = pthread_create(&s->rx_thr, NULL, rx_main, s);
+  for (unsigned i = 0; rc == 0 && i < s->o.workers; i++) {
+    rc = pthread_create(&s->workers[i], NULL, worker_main, s);
+    if (rc == 0) s->nworkers++;
+  }
+  s->threads_started = true;
+  pthread_mutex_unlock(&s->mu);
+  return rc == 0 ? NNRPC_OK : NNRPC_INTERNAL;
+}
+
+static bool queues_empty_locked(nnrpc_server *s) {
+  for (size_t i = 0; i < s->conns.nb; i++)
+    for (nnrpc__hnode *n = s->conns.b[i]; n; n = n->next) {
+      conn *c = (conn *)n;
+      if (!c->dead && (c->qhead || c->outstanding)) return false;
+    }
+  return true;
+}
+
+static void wait_until(nnrpc_server *s, int64_t deadline_us, bool (*done)(nnrpc_server *)) {
+  while (!done(s) && nnrpc__now_us() < deadline_us) {
+    int64_t t = nnrpc__now_us() + TICK_MS * 1000;
+    if (t > deadline_us) t = deadline_us;
+    struct timespec ts = nnrpc__ts_of_us(t);
+    pthread_cond_timedwait(&s->idle_cv, &s->mu, &ts);
+  }
+}
+static bool no_active(nnrpc_server *s) { return s->active == 0; }
+static bool drained(nnrpc_server *s) { return queues_empty_locked(s); }
+
+NNRPC_API void nnrpc_server_shutdown(nnrpc_server *s, int64_t grace_ms) {
+  if (!s) return;
+  pthread_mutex_lock(&s->mu);
+  if (s->state == SRV_NEW) s->state = SRV_STOPPED;
+  if (s->state != SRV_RUNNING) {
+    pthread_mutex_unlock(&s->mu);
+    return;
+  }
+  s->state = SRV_DRAINING; /* new calls now get UNAVAILABLE */
+  wait_until(s, nnrpc__now_us() + (grace_ms > 0 ? grace_ms : 0) * 1000, no_active);
+  if (s->active) { /* grace is over: cancel the rest and wait for handlers */
+    for (size_t j = 0; j < s->calls.nb; j++)
+      for (nnrpc__hnode *m = s->calls.b[j]; m; m = m->next)
+        atomic_store(&((nnrpc_ctx *)m)->cancelled, true);
+    wait_until(s, INT64_MAX, no_active);
+  }
+  /* Let the last replies reach their clients (bounded: a dead client never acks). */
+  wait_until(s, nnrpc__now_us() + 1000 * 1000, drained);
+  s->state = SRV_STOPPED;
+  atomic_store(&s->stop_threads, true);
+  pthread_cond_broadcast(&s->work_cv);
+  pthread_mutex_unlock(&s->mu);
+  pthread_join(s->rx_thr, NULL);
+  for (unsigned i = 0; i < s->nworkers; i++) pthread_join(s->workers[i], NULL);
+  ssize_t w = write(s->wake[1], "x", 1);
+  (void)w;
+}
+
+NNRPC_API void nnrpc_server_stop_async(nnrpc_server *s) {
+  if (!s) return;
+  atomic_store(&s->stop_requested, true);
+  int saved = errno;
+  ssize_t w = write(s->wake[1], "x", 1);
+  (void)w;
+  errno = saved;
+}
+
+NNRPC_API int nnrpc_server_run(nnrpc_server *s) {
+  int rc = nnrpc_server_start(s);
+  if (rc) return rc;
+  for (;;) {
+    struct pollfd p = {s->wake[0], POLLIN, 0};
+    poll(&p, 1, 200);
+    char buf[16];
+    while (read(s->wake[0], buf, sizeof buf) > 0) {
+    }
+    if (atomic_load(&s->stop_requested)) nnrpc_server_shutdown(s, 5000);
+    pthread_mutex_lock(&s->mu);
+    bool stopped = s->state == SRV_STOPPED;
+    pthread_mutex_unlock(&s->mu);
+    if (stopped) return NNRPC_OK;
+  }
+}
+
+NNRPC_API void nnrpc_server_close(nnrpc_server *s) {
+  if (!s) return;
+  nnrpc_server_shutdown(s, 0);
+  if (s->sock >= 0) nn_close(s->sock);
+  /* Calls still queued at shutdown were answered; free whatever remains. */
+  for (size_t j = 0; s->calls.b && j < s->calls.nb; j++)
+    for (nnrpc__hnode *m = s->calls.b[j], *next; m; m = next) {
+      next = m->next;
+      ctx_free((nnrpc_ctx *)m);
+    }
+  for (size_t i = 0; s->conns.b && i < s->conns.nb; i++)
+    for (nnrpc__hnode *n = s->conns.b[i], *next; n; n = next) {
+      next = n->next;
+      free_frames(((conn *)n)->qhead);
+      free(n);
+    }
+  nnrpc__hmap_free(&s->calls);
+  nnrpc__hmap_free(&s->conns);
+  for (size_t i = 0; i < s->nsvcs; i++) {
+    free(s->svcs[i].handlers);
+    free(s->svcs[i].present);
+  }
+  free(s->svcs);
+  free(s->routes);
+  free(s->workers);
+  if (s->wake[0] > 0) close(s->wake[0]);
+  if (s->wake[1] > 0) close(s->wake[1]);
+  pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->send_mu);
+  pthread_cond_destroy(&s->work_cv);
+  pthread_cond_destroy(&s->idle_cv);
+  free(s);
+}
+
+/* ---------------------------------------------------------------- handler context */
+
+NNRPC_API void *nnrpc_ctx_user_data(const nnrpc_ctx *x) { return x->rt->se->user_data; }
+NNRPC_API const char *nnrpc_ctx_method(const nnrpc_ctx *x) { return x->rt->m->path; }
+NNRPC_API const nnrpc_metadata *nnrpc_ctx_headers(const nnrpc_ctx *x) { return &x->headers; }
+
+NNRPC_API int64_t nnrpc_ctx_remaining_ms(const nnrpc_ctx *x) {
+  if (x->deadline_us == NNRPC_NO_DEADLINE) return INT64_MAX;
+  return (x->deadline_us - nnrpc__now_us()) / 1000;
+}
+
+NNRPC_API bool nnrpc_ctx_is_cancelled(const nnrpc_ctx *x) {
+  return atomic_load(&((nnrpc_ctx *)x)->cancelled) ||
+         (x->deadline_us != NNRPC_NO_DEADLINE && nnrpc__now_us() >= x->deadline_us);
+}
+
+NNRPC_API int nnrpc_ctx_add_trailer(nnrpc_ctx *x, const char *key, const void *value, size_t len) {
+  if (x->trailers.n >= x->srv->o.max_metadata_count ||
+      x->trailers.bytes + strlen(key) + len > x->srv->o.max_metadata_bytes)
+    return NNRPC_RESOURCE_EXHAUSTED;
+  return nnrpc_metadata_add(&x->trailers, key, value, len);
+}
+
+NNRPC_API void *nnrpc_ctx_alloc(nnrpc_ctx *x, size_t n) { return nnrpc__arena_alloc(&x->arena, n); }
+
+NNRPC_API char *nnrpc_ctx_strdup(nnrpc_ctx *x, const char *str) {
+  size_t n = strlen(str) + 1;
+  char *p = nnrpc__arena_alloc(&x->arena, n);
+  if (p) memcpy(p, str, n);
+  return p;
+}
+
+NNRPC_API ProtobufCAllocator *nnrpc_ctx_allocator(nnrpc_ctx *x) { return &x->arena.pb; }
+
+NNRPC_API int nnrpc_ctx_fail(nnrpc_ctx *x, int code, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  free(x->err_msg);
+  x->err_msg = strdup(buf);
+  return code;
+}

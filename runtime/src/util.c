@@ -1,0 +1,244 @@
+/* Small shared pieces: hash map, per-call arena, budgeted allocator,
+ * protobuf depth check, shared receive buffers. */
+#include "internal.h"
+
+#include <nanomsg/nn.h>
+#include <stdlib.h>
+
+int nnrpc__cond_init(pthread_cond_t *cv) {
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  int rc = pthread_cond_init(cv, &a);
+  pthread_condattr_destroy(&a);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- hash map */
+static size_t hm_slot(const nnrpc__hmap *m, uint64_t k1, uint64_t k2) {
+  uint64_t h = (k1 ^ (k2 * 0x9e3779b97f4a7c15ULL)) * 0xff51afd7ed558ccdULL;
+  return (size_t)(h ^ (h >> 32)) & (m->nb - 1);
+}
+
+int nnrpc__hmap_init(nnrpc__hmap *m) {
+  m->nb = 64;
+  m->n = 0;
+  m->b = calloc(m->nb, sizeof *m->b);
+  return m->b ? 0 : -1;
+}
+
+void nnrpc__hmap_free(nnrpc__hmap *m) {
+  free(m->b);
+  m->b = NULL;
+  m->nb = m->n = 0;
+}
+
+nnrpc__hnode *nnrpc__hmap_get(const nnrpc__hmap *m, uint64_t k1, uint64_t k2) {
+  for (nnrpc__hnode *n = m->b[hm_slot(m, k1, k2)]; n; n = n->next)
+    if (n->k1 == k1 && n->k2 == k2) return n;
+  return NULL;
+}
+
+int nnrpc__hmap_put(nnrpc__hmap *m, nnrpc__hnode *node) {
+  if (m->n >= m->nb) { /* keep chains short: grow at load factor 1 */
+    size_t nb = m->nb * 2;
+    nnrpc__hnode **b = calloc(nb, sizeof *b);
+    if (b) {
+      nnrpc__hmap old = *m;
+      m->b = b;
+      m->nb = nb;
+      for (size_t i = 0; i < old.nb; i++)
+        for (nnrpc__hnode *n = old.b[i], *next; n; n = next) {
+          next = n->next;
+          size_t s = hm_slot(m, n->k1, n->k2);
+          n->next = m->b[s];
+          m->b[s] = n;
+        }
+      free(old.b);
+    }
+  }
+  size_t s = hm_slot(m, node->k1, node->k2);
+  node->next = m->b[s];
+  m->b[s] = node;
+  m->n++;
+  return 0;
+}
+
+nnrpc__hnode *nnrpc__hmap_del(nnrpc__hmap *m, uint64_t k1, uint64_t k2) {
+  for (nnrpc__hnode **pp = &m->b[hm_slot(m, k1, k2)]; *pp; pp = &(*pp)->next)
+    if ((*pp)->k1 == k1 && (*pp)->k2 == k2) {
+      nnrpc__hnode *n = *pp;
+      *pp = n->next;
+      m->n--;
+      return n;
+    }
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- arena */
+struct nnrpc__chunk {
+  struct nnrpc__chunk *next;
+  size_t size;
+  char data[] __attribute__((aligned(16)));
+};
+
+static void *arena_pb_alloc(void *d, size_t n) { return nnrpc__arena_alloc(d, n); }
+static void arena_pb_free(void *d, void *p) { (void)d; (void)p; /* freed with the arena */ }
+
+void nnrpc__arena_init(nnrpc__arena *a, size_t budget) {
+  a->pb.alloc = arena_pb_alloc;
+  a->pb.free = arena_pb_free;
+  a->pb.allocator_data = a;
+  a->chunks = NULL;
+  a->cur = a->first;
+  a->end = a->first + sizeof a->first;
+  a->used = 0;
+  a->budget = budget;
+  a->over = false;
+}
+
+void *nnrpc__arena_alloc(nnrpc__arena *a, size_t n) {
+  size_t need = (n + 15) & ~(size_t)15;
+  if (need < n || need > a->budget - a->used || a->used > a->budget) {
+    a->over = true;
+    return NULL;
+  }
+  if ((size_t)(a->end - a->cur) < need) {
+    size_t sz = need > 16384 ? need : 16384;
+    struct nnrpc__chunk *c = malloc(sizeof *c + sz);
+    if (!c) return NULL;
+    c->next = a->chunks;
+    c->size = sz;
+    a->chunks = c;
+    a->cur = c->data;
+    a->end = c->data + sz;
+  }
+  void *p = a->cur;
+  a->cur += need;
+  a->used += need;
+  return p;
+}
+
+void nnrpc__arena_free(nnrpc__arena *a) {
+  for (struct nnrpc__chunk *c = a->chunks, *next; c; c = next) {
+    next = c->next;
+    free(c);
+  }
+  a->chunks = NULL;
+  a->cur = a->first;
+  a->end = a->first + sizeof a->first;
+  a->used = 0;
+}
+
+/* ---------------------------------------------------------------- budgeted malloc */
+static void *budget_alloc(void *d, size_t n) {
+  nnrpc__budget *b = d;
+  if (n > b->budget - b->used) {
+    b->over = true;
+    return NULL;
+  }
+  b->used += n;
+  return malloc(n);
+}
+static void budget_free(void *d, void *p) { (void)d; free(p); }
+
+void nnrpc__budget_init(nnrpc__budget *b, size_t budget) {
+  b->pb.alloc = budget_alloc;
+  b->pb.free = budget_free;
+  b->pb.allocator_data = b;
+  b->used = 0;
+  b->budget = budget;
+  b->over = false;
+}
+
+/* ---------------------------------------------------------------- protobuf depth check */
+static int rd_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v) {
+  const uint8_t *p = *pp;
+  uint64_t r = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (p == end) return -1;
+    uint8_t b = *p++;
+    r |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *pp = p;
+      *v = r;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+int nnrpc__pb_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                    unsigned max_depth) {
+  const uint8_t *end = p + len;
+  while (p < end) {
+    uint64_t tag, v;
+    if (rd_varint(&p, end, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+      return NNRPC__PB_MALFORMED;
+    switch (tag & 7) {
+    case 0:
+      if (rd_varint(&p, end, &v)) return NNRPC__PB_MALFORMED;
+      break;
+    case 1:
+      if (end - p < 8) return NNRPC__PB_MALFORMED;
+      p += 8;
+      break;
+    case 5:
+      if (end - p < 4) return NNRPC__PB_MALFORMED;
+      p += 4;
+      break;
+    case 2: {
+      if (rd_varint(&p, end, &v) || v > (uint64_t)(end - p)) return NNRPC__PB_MALFORMED;
+      const ProtobufCFieldDescriptor *f =
+          d ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3)) : NULL;
+      if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+        if (max_depth <= 1) return NNRPC__PB_TOO_DEEP;
+        int rc = nnrpc__pb_check(f->descriptor, p, (size_t)v, max_depth - 1);
+        if (rc) return rc;
+      }
+      p += v;
+      break;
+    }
+    default: /* groups are not supported by protobuf-c */
+      return NNRPC__PB_MALFORMED;
+    }
+  }
+  return 0;
+}
+
+ProtobufCMessage *nnrpc__decode(const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                                size_t len, unsigned max_depth, ProtobufCAllocator *alloc,
+                                bool *over_budget, const char **why) {
+  *over_budget = false;
+  int rc = nnrpc__pb_check(d, p, len, max_depth);
+  if (rc == NNRPC__PB_TOO_DEEP) {
+    *why = "message nested deeper than the decode depth limit";
+    return NULL;
+  }
+  if (rc) {
+    *why = "malformed protobuf message";
+    return NULL;
+  }
+  ProtobufCMessage *m = protobuf_c_message_unpack(d, alloc, len, p);
+  if (!m) *why = "protobuf message could not be decoded";
+  return m;
+}
+
+/* ---------------------------------------------------------------- receive buffers */
+nnrpc__rxbuf *nnrpc__rxbuf_new(void *msg, size_t len) {
+  nnrpc__rxbuf *b = malloc(sizeof *b);
+  if (!b) return NULL;
+  atomic_init(&b->refs, 1);
+  b->msg = msg;
+  b->len = len;
+  return b;
+}
+
+void nnrpc__rxbuf_ref(nnrpc__rxbuf *b) { atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed); }
+
+void nnrpc__rxbuf_unref(nnrpc__rxbuf *b) {
+  if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+    nn_freemsg(b->msg);
+    free(b);
+  }
+}

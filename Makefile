@@ -112,6 +112,7 @@ EXAMPLES := $(HW)/greeter_server $(HW)/greeter_client
 
 # ---------------------------------------------------------------- tests
 include tests/tests.mk
+include bench/bench.mk
 
 # ---------------------------------------------------------------- top-level targets
 .PHONY: all lib plugin examples demo test asan valgrind clean regen-golden

@@ -1,0 +1,28 @@
+# Benchmarks: build/bench/{nnrpc-bench-server,nnrpc-bench-client,nn-floor-server,nn-floor-client}
+BENCH_DIR := $(BUILD)/bench
+$(eval $(call nnrpc_proto_rule,bench/echo.proto,$(BENCH_DIR)/gen))
+BENCH_COMMON := $(BENCH_DIR)/common.o
+$(BENCH_DIR)/gen/%.o: $(BENCH_DIR)/gen/%.c $(BENCH_DIR)/gen/echo.pb-c.h $(BENCH_DIR)/gen/echo.nnrpc.h
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_ALL) $(INC) -I$(BENCH_DIR)/gen -c $< -o $@
+$(BENCH_DIR)/%.o: bench/%.c $(BENCH_DIR)/gen/echo.pb-c.h $(BENCH_DIR)/gen/echo.nnrpc.h
+	$(call say,CC,$<)
+	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS_ALL) $(INC) -I$(BENCH_DIR)/gen -c $< -o $@
+$(BENCH_DIR)/nnrpc-bench-server: $(BENCH_DIR)/nnrpc_bench_server.o $(BENCH_COMMON) $(BENCH_DIR)/gen/echo.pb-c.o $(BENCH_DIR)/gen/echo.nnrpc.o $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+$(BENCH_DIR)/nnrpc-bench-client: $(BENCH_DIR)/nnrpc_bench_client.o $(BENCH_COMMON) $(BENCH_DIR)/gen/echo.pb-c.o $(BENCH_DIR)/gen/echo.nnrpc.o $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+$(BENCH_DIR)/nn-floor-server: $(BENCH_DIR)/nn_floor_server.o $(BENCH_COMMON)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lnanomsg -lpthread
+$(BENCH_DIR)/nn-floor-client: $(BENCH_DIR)/nn_floor_client.o $(BENCH_COMMON)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lnanomsg -lpthread
+BENCH_BINS := $(addprefix $(BENCH_DIR)/,nnrpc-bench-server nnrpc-bench-client nn-floor-server nn-floor-client)
+bench-bins: $(BENCH_BINS)
+.PHONY: bench-bins quickbench
+# A quick same-run comparison (not part of make test): 32 B at concurrency 1 and 64 over tcp.
+quickbench: $(BENCH_BINS)
+	$(Q)tools/quickbench.sh $(BENCH_DIR)

@@ -1,0 +1,60 @@
+/* nnrpc echo client: C threads calling on ONE channel (one connection). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "echo.nnrpc.h"
+
+static bench_args A;
+static nnrpc_channel *ch;
+static int64_t t_start, t_end;
+
+static void *caller(void *arg) {
+  bench_hist *h = arg;
+  uint8_t *buf = malloc(A.payload ? A.payload : 1);
+  memset(buf, 'x', A.payload);
+  NnrpcBench__EchoRequest req = NNRPC_BENCH__ECHO_REQUEST__INIT;
+  req.payload.data = buf;
+  req.payload.len = A.payload;
+  nnrpc_call_opts o = {.timeout_ms = 10000};
+  for (;;) {
+    int64_t t0 = bench_now_ns();
+    if (t0 >= t_end) break;
+    NnrpcBench__EchoReply *r;
+    nnrpc_status st = nnrpc_bench__bench__echo__call(ch, &req, &r, &o);
+    int64_t t1 = bench_now_ns();
+    bool ok = st.code == NNRPC_OK && r->payload.len == A.payload;
+    if (st.code == NNRPC_OK) nnrpc_bench__echo_reply__free_unpacked(r, NULL);
+    if (t0 < t_start) continue; /* warm-up */
+    if (ok)
+      bench_record(h, t1 - t0);
+    else
+      h->errors++;
+  }
+  free(buf);
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  bench_parse(argc, argv, &A);
+  if (nnrpc_channel_open(&ch, A.url, NULL)) {
+    fprintf(stderr, "cannot open channel to %s\n", A.url);
+    return 1;
+  }
+  pthread_t *th = calloc((size_t)A.concurrency, sizeof *th);
+  bench_hist *h = calloc((size_t)A.concurrency + 1, sizeof *h);
+  t_start = bench_now_ns() + (int64_t)(A.warmup * 1e9);
+  t_end = t_start + (int64_t)(A.seconds * 1e9);
+  for (int i = 0; i < A.concurrency; i++) pthread_create(&th[i], NULL, caller, &h[i + 1]);
+  for (int i = 0; i < A.concurrency; i++) {
+    pthread_join(th[i], NULL);
+    bench_merge(&h[0], &h[i + 1]);
+  }
+  bench_report("nnrpc", &A, &h[0], A.seconds);
+  nnrpc_channel_close(ch);
+  free(th);
+  free(h);
+  return 0;
+}

@@ -1,6 +1,9 @@
-/* The client channel: one raw REQ socket, one receive thread that acks every
- * server message, routes frames to calls by call id, and runs the keepalive.
- * Callers send their own frames and wait on their call's condition.
+/* The client channel: one raw REQ socket and one receive thread that acks
+ * every server message, routes frames to calls by call id, expires deadlines of
+ * async calls, flushes the send queue, delivers async completions and runs the
+ * keepalive. Blocking and async calls are the same object (struct nnrpc_call)
+ * on the same path; they differ only in how completion is reported (a
+ * condition variable, a callback, or a completion queue).
  *
  * Keepalive (docs/protocol.md, "Liveness"): while calls are in flight the
  * receiver pings every keepalive_ms, listing the ids of calls sent before the
@@ -23,16 +26,42 @@
 
 #define MAX_PING_IDS 8192
 
-typedef struct ccall {
-  nnrpc__hnode node; /* k1 = call id */
-  pthread_cond_t cv;
-  bool done, sent;
+typedef struct nnrpc_call ccall;
+
+struct nnrpc_call {
+  nnrpc__hnode node; /* k1 = call id; in ch->calls while not done */
+  _Atomic(nnrpc_channel *) ch; /* NULL once completed: nothing left to cancel */
+  atomic_bool delivered;
+  bool done, sent, async;
   uint64_t ping_epoch; /* ping counter when the call was sent */
-  int code;            /* set when done by the channel itself (no STATUS frame) */
+  int code;            /* >= 0: completed by the channel itself (no STATUS frame) */
   const char *why;     /* static text for `code` */
   nnrpc__rxbuf *rx;    /* the message holding this call's STATUS frame */
   nnrpc__frame f;
-} ccall;
+  const nnrpc_method *m;
+  /* limits copied at start, so finish never touches the channel */
+  size_t max_recv, max_decode, max_md_bytes, max_md_count;
+  unsigned max_depth;
+  /* blocking calls */
+  pthread_cond_t cv;
+  /* async calls */
+  nnrpc_done_fn done_fn;
+  nnrpc_cq *cq;
+  void *user;
+  int64_t deadline_us;
+  size_t heap_i;        /* index in ch->heap while pending, else SIZE_MAX */
+  void *queued_msg;     /* CALL message waiting in the send queue */
+  ccall *sq_prev, *sq_next;
+  ccall *next_done;     /* completion list / cq list */
+};
+
+struct nnrpc_cq {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int efd; /* semaphore eventfd: its count is the number of queued calls */
+  ccall *head, *tail;
+  size_t n;
+};
 
 struct nnrpc_channel {
   nnrpc_channel_opts o;
@@ -42,10 +71,14 @@ struct nnrpc_channel {
   nnrpc__hmap calls;
   uint64_t next_id;
   unsigned nsent;  /* calls sent and not done */
-  unsigned users;  /* threads inside a call */
+  unsigned users;  /* threads inside a blocking call */
   bool closing;
   pthread_t thr;
   atomic_bool stop;
+  ccall **heap;    /* async calls by deadline (min-heap) */
+  size_t nheap, capheap;
+  ccall *sq_head, *sq_tail;       /* async CALL messages not yet accepted by nanomsg */
+  ccall *done_head, *done_tail;   /* async completions to deliver */
   /* receiver-thread state */
   uint32_t ack_owed;
   uint64_t ping_count;
@@ -67,6 +100,14 @@ static void set_defaults(nnrpc_channel_opts *o) {
   if (!o->max_decode_depth) o->max_decode_depth = 64;
   if (!o->max_decode_bytes) o->max_decode_bytes = 64u << 20;
 }
+
+static void wake(nnrpc_channel *ch) {
+  uint64_t one = 1;
+  ssize_t w = write(ch->wakefd, &one, sizeof one);
+  (void)w;
+}
+
+/* ---------------------------------------------------------------- sending */
 
 /* Sends one message without blocking past deadline_us. Takes ownership of
  * msg (an nn_allocmsg buffer) on success only. Returns 0 or an nnrpc code. */
@@ -104,7 +145,94 @@ static void send_small(nnrpc_channel *ch, uint8_t type, uint64_t id, const void 
   if (send_msg(ch, msg, nnrpc__now_us() + 200000)) nn_freemsg(msg);
 }
 
-/* Completes a call without a STATUS frame. mu held. */
+/* Encodes the CALL frame of a unary call. Returns 0 or an nnrpc code. */
+static int build_call_msg(nnrpc_channel *ch, ccall *c, const ProtobufCMessage *req, size_t size,
+                          const nnrpc_metadata *hd, int64_t deadline, void **msg) {
+  int64_t left = deadline == NNRPC_NO_DEADLINE ? 0 : deadline - nnrpc__now_us();
+  if (deadline != NNRPC_NO_DEADLINE && left < 1) left = 1; /* late: the server says so */
+  nnrpc__hdr h;
+  if (nnrpc__hdr_build(&h, c->m->path, (uint64_t)left, hd, 0, NULL, ch->o.max_recv_msg))
+    return NNRPC_RESOURCE_EXHAUSTED;
+  int rc = NNRPC_OK;
+  size_t meta = protobuf_c_message_get_packed_size(&h.pb.base);
+  uint8_t *p = meta <= UINT16_MAX ? new_msg(NNRPC_FRAME_HDR_LEN + meta + size, 0, msg) : NULL;
+  if (!p) {
+    rc = NNRPC_RESOURCE_EXHAUSTED;
+  } else {
+    nnrpc__frame_put(p, NNRPC_F_CALL, NNRPC_FF_HAS_MESSAGE | NNRPC_FF_END_STREAM, (uint16_t)meta,
+                     (uint32_t)size, c->node.k1);
+    protobuf_c_message_pack(&h.pb.base, p + NNRPC_FRAME_HDR_LEN);
+    protobuf_c_message_pack(req, p + NNRPC_FRAME_HDR_LEN + meta);
+  }
+  nnrpc__hdr_done(&h);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- deadline heap (mu held) */
+
+static void heap_swap(nnrpc_channel *ch, size_t i, size_t j) {
+  ccall *t = ch->heap[i];
+  ch->heap[i] = ch->heap[j];
+  ch->heap[j] = t;
+  ch->heap[i]->heap_i = i;
+  ch->heap[j]->heap_i = j;
+}
+
+static void heap_fix(nnrpc_channel *ch, size_t i) {
+  while (i > 0 && ch->heap[(i - 1) / 2]->deadline_us > ch->heap[i]->deadline_us) {
+    heap_swap(ch, i, (i - 1) / 2);
+    i = (i - 1) / 2;
+  }
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < ch->nheap && ch->heap[l]->deadline_us < ch->heap[m]->deadline_us) m = l;
+    if (r < ch->nheap && ch->heap[r]->deadline_us < ch->heap[m]->deadline_us) m = r;
+    if (m == i) return;
+    heap_swap(ch, i, m);
+    i = m;
+  }
+}
+
+static int heap_add(nnrpc_channel *ch, ccall *c) {
+  if (ch->nheap == ch->capheap) {
+    size_t cap = ch->capheap ? ch->capheap * 2 : 64;
+    ccall **h = realloc(ch->heap, cap * sizeof *h);
+    if (!h) return -1;
+    ch->heap = h;
+    ch->capheap = cap;
+  }
+  c->heap_i = ch->nheap;
+  ch->heap[ch->nheap++] = c;
+  heap_fix(ch, c->heap_i);
+  return 0;
+}
+
+static void heap_del(nnrpc_channel *ch, ccall *c) {
+  size_t i = c->heap_i;
+  if (i == SIZE_MAX) return;
+  c->heap_i = SIZE_MAX;
+  if (i != --ch->nheap) {
+    ch->heap[i] = ch->heap[ch->nheap];
+    ch->heap[i]->heap_i = i;
+    heap_fix(ch, i);
+  }
+}
+
+/* ---------------------------------------------------------------- completion (mu held) */
+
+static void sq_remove(nnrpc_channel *ch, ccall *c) {
+  if (c->sq_prev)
+    c->sq_prev->sq_next = c->sq_next;
+  else
+    ch->sq_head = c->sq_next;
+  if (c->sq_next)
+    c->sq_next->sq_prev = c->sq_prev;
+  else
+    ch->sq_tail = c->sq_prev;
+  c->sq_prev = c->sq_next = NULL;
+}
+
+/* Completes a call. code < 0: a STATUS frame was stored in c->f/rx. */
 static void complete_locked(nnrpc_channel *ch, ccall *c, int code, const char *why) {
   if (c->done) return;
   nnrpc__hmap_del(&ch->calls, c->node.k1, 0);
@@ -112,7 +240,23 @@ static void complete_locked(nnrpc_channel *ch, ccall *c, int code, const char *w
   c->done = true;
   c->code = code;
   c->why = why;
-  pthread_cond_signal(&c->cv);
+  atomic_store(&c->ch, NULL);
+  if (!c->async) {
+    pthread_cond_signal(&c->cv);
+    return;
+  }
+  heap_del(ch, c);
+  if (c->queued_msg) { /* never reached nanomsg: nothing on the wire */
+    sq_remove(ch, c);
+    nn_freemsg(c->queued_msg);
+    c->queued_msg = NULL;
+  }
+  c->next_done = NULL; /* delivered by the receive thread */
+  if (ch->done_tail)
+    ch->done_tail->next_done = c;
+  else
+    ch->done_head = c;
+  ch->done_tail = c;
 }
 
 static void fail_all_locked(nnrpc_channel *ch, int code, const char *why, bool only_sent) {
@@ -121,6 +265,39 @@ static void fail_all_locked(nnrpc_channel *ch, int code, const char *why, bool o
       next = n->next;
       if (!only_sent || ((ccall *)n)->sent) complete_locked(ch, (ccall *)n, code, why);
     }
+}
+
+static void cq_push(nnrpc_cq *q, ccall *c) {
+  pthread_mutex_lock(&q->mu);
+  c->next_done = NULL;
+  if (q->tail)
+    q->tail->next_done = c;
+  else
+    q->head = c;
+  q->tail = c;
+  q->n++;
+  uint64_t one = 1;
+  ssize_t w = write(q->efd, &one, sizeof one);
+  (void)w;
+  pthread_cond_signal(&q->cv);
+  pthread_mutex_unlock(&q->mu);
+}
+
+/* Receive thread: hands completed async calls to their callback or queue. */
+static void deliver(nnrpc_channel *ch) {
+  pthread_mutex_lock(&ch->mu);
+  ccall *c = ch->done_head;
+  ch->done_head = ch->done_tail = NULL;
+  pthread_mutex_unlock(&ch->mu);
+  while (c) {
+    ccall *next = c->next_done;
+    atomic_store(&c->delivered, true);
+    if (c->cq)
+      cq_push(c->cq, c);
+    else
+      c->done_fn(c, c->user); /* may finish (free) c: read nothing after */
+    c = next;
+  }
 }
 
 /* ---------------------------------------------------------------- receiver thread */
@@ -136,7 +313,7 @@ static void on_message(nnrpc_channel *ch, void *body, size_t len) {
     nn_freemsg(body);
     return;
   }
-  ch->ack_owed = seq; /* acked right after routing, below */
+  ch->ack_owed = seq; /* acked right after routing */
   pthread_mutex_lock(&ch->mu);
   ch->last_rx_us = nnrpc__now_us();
   size_t off = NNRPC_ENV_LEN;
@@ -171,6 +348,47 @@ static void send_ack(nnrpc_channel *ch) {
     ch->ack_owed = 0;
   else
     nn_freemsg(msg); /* pipe busy: retried when it is writable */
+}
+
+/* Hands queued async CALL messages to nanomsg while it accepts them. */
+static void flush_sendq(nnrpc_channel *ch) {
+  pthread_mutex_lock(&ch->mu);
+  while (ch->sq_head) {
+    ccall *c = ch->sq_head;
+    void *msg = c->queued_msg;
+    if (nn_send(ch->sock, &msg, NN_MSG, NN_DONTWAIT) < 0) break;
+    c->queued_msg = NULL;
+    sq_remove(ch, c);
+    c->sent = true;
+    c->ping_epoch = ch->ping_count;
+    ch->nsent++;
+  }
+  pthread_mutex_unlock(&ch->mu);
+}
+
+/* Fails async calls whose deadline passed; tells the server. Returns the
+ * time until the next deadline in ms (capped at cap_ms). */
+static int expire(nnrpc_channel *ch, int cap_ms) {
+  uint64_t cancel_ids[64];
+  size_t ncancel;
+  int next_ms = cap_ms;
+  do {
+    ncancel = 0;
+    int64_t now = nnrpc__now_us();
+    pthread_mutex_lock(&ch->mu);
+    while (ch->nheap && ch->heap[0]->deadline_us <= now && ncancel < 64) {
+      ccall *c = ch->heap[0];
+      if (c->sent) cancel_ids[ncancel++] = c->node.k1;
+      complete_locked(ch, c, NNRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    }
+    if (ch->nheap) {
+      int64_t ms = (ch->heap[0]->deadline_us - now + 999) / 1000;
+      next_ms = ms < cap_ms ? (int)ms : cap_ms;
+    }
+    pthread_mutex_unlock(&ch->mu);
+    for (size_t i = 0; i < ncancel; i++) send_small(ch, NNRPC_F_CANCEL, cancel_ids[i], NULL, 0);
+  } while (ncancel == 64);
+  return next_ms;
 }
 
 static void keepalive(nnrpc_channel *ch) {
@@ -211,16 +429,18 @@ static void keepalive(nnrpc_channel *ch) {
 
 static void *rx_main(void *arg) {
   nnrpc_channel *ch = arg;
+  int cap = (int)(ch->o.keepalive_ms < 100 ? ch->o.keepalive_ms : 100);
+  int timeout = cap;
   while (!atomic_load(&ch->stop)) {
+    bool want_send = ch->ack_owed || ch->sq_head; /* racy read: only picks the poll set */
     struct pollfd p[3] = {{ch->rcvfd, POLLIN, 0}, {ch->wakefd, POLLIN, 0}, {ch->sndfd, POLLIN, 0}};
-    int timeout = (int)(ch->o.keepalive_ms < 100 ? ch->o.keepalive_ms : 100);
-    poll(p, ch->ack_owed ? 3 : 2, timeout);
+    poll(p, want_send ? 3 : 2, timeout);
     if (p[1].revents) {
       uint64_t v;
       ssize_t r = read(ch->wakefd, &v, sizeof v);
       (void)r;
     }
-    for (int i = 0; i < 64; i++) { /* drain what is there, then ack once */
+    for (int i = 0; i < 64; i++) { /* drain what is there, acking each message */
       void *body = NULL;
       int n = nn_recv(ch->sock, &body, NN_MSG, NN_DONTWAIT);
       if (n < 0) break;
@@ -228,8 +448,12 @@ static void *rx_main(void *arg) {
       send_ack(ch);
     }
     send_ack(ch);
+    flush_sendq(ch);
+    timeout = expire(ch, cap);
     keepalive(ch);
+    deliver(ch);
   }
+  deliver(ch); /* completions of the close */
   return NULL;
 }
 
@@ -297,22 +521,21 @@ NNRPC_API void nnrpc_channel_close(nnrpc_channel *ch) {
   while (ch->users) pthread_cond_wait(&ch->users_cv, &ch->mu);
   pthread_mutex_unlock(&ch->mu);
   atomic_store(&ch->stop, true);
-  uint64_t one = 1;
-  ssize_t w = write(ch->wakefd, &one, sizeof one);
-  (void)w;
-  pthread_join(ch->thr, NULL);
+  wake(ch);
+  pthread_join(ch->thr, NULL); /* it delivers the async completions first */
   nn_close(ch->sock);
   close(ch->wakefd);
   nnrpc__hmap_free(&ch->calls);
+  free(ch->heap);
   pthread_mutex_destroy(&ch->mu);
   pthread_cond_destroy(&ch->users_cv);
   free(ch);
 }
 
-/* ---------------------------------------------------------------- unary call */
+/* ---------------------------------------------------------------- results */
 
-static nnrpc_status result_of(nnrpc_channel *ch, ccall *c, const nnrpc_method *m,
-                              ProtobufCMessage **reply, const nnrpc_call_opts *opts) {
+static nnrpc_status result_of(ccall *c, ProtobufCMessage **reply, nnrpc_metadata *trailers) {
+  if (trailers) nnrpc_metadata_clear(trailers);
   if (c->code >= 0) return nnrpc__status(c->code, "%s", c->why);
   const nnrpc__frame *f = &c->f;
   nnrpc__arena a;
@@ -320,16 +543,12 @@ static nnrpc_status result_of(nnrpc_channel *ch, ccall *c, const nnrpc_method *m
   Nnrpc__Wire__CallHeader *h = NULL;
   const char *why;
   nnrpc_status st;
-  int rc = nnrpc__hdr_decode(f->meta, f->meta_len, &a.pb, ch->o.max_metadata_bytes,
-                             ch->o.max_metadata_count, &h, &why);
+  int rc = nnrpc__hdr_decode(f->meta, f->meta_len, &a.pb, c->max_md_bytes, c->max_md_count, &h, &why);
   if (rc) {
     st = nnrpc__status(rc, "bad reply from server: %s", why);
     goto out;
   }
-  if (opts && opts->trailers) {
-    nnrpc_metadata_clear(opts->trailers);
-    nnrpc__md_from_wire(opts->trailers, h);
-  }
+  if (trailers) nnrpc__md_from_wire(trailers, h);
   if (h->status != NNRPC_OK) {
     int code = h->status < NNRPC_CODE_COUNT ? (int)h->status : NNRPC_UNKNOWN;
     const char *text = h->message[0] ? h->message : nnrpc_strerror(code);
@@ -340,19 +559,22 @@ static nnrpc_status result_of(nnrpc_channel *ch, ccall *c, const nnrpc_method *m
     st = nnrpc__status(NNRPC_INTERNAL, "server sent OK without a reply message");
     goto out;
   }
-  if (f->payload_len > ch->o.max_recv_msg) {
+  if (f->payload_len > c->max_recv) {
     st = nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "reply of %u bytes exceeds max_recv_msg (%zu)",
-                       f->payload_len, ch->o.max_recv_msg);
+                       f->payload_len, c->max_recv);
+    goto out;
+  }
+  if (!reply) {
+    st = nnrpc__status_n(NNRPC_OK, "", 0);
     goto out;
   }
   nnrpc__budget b;
-  nnrpc__budget_init(&b, ch->o.max_decode_bytes);
+  nnrpc__budget_init(&b, c->max_decode);
   bool over;
-  *reply = nnrpc__decode(m->output, f->payload, f->payload_len, ch->o.max_decode_depth, &b.pb,
-                         &over, &why);
+  *reply = nnrpc__decode(c->m->output, f->payload, f->payload_len, c->max_depth, &b.pb, &over, &why);
   if (!*reply)
     st = b.over ? nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "decoded reply exceeds max_decode_bytes")
-                : nnrpc__status(NNRPC_INTERNAL, "cannot decode %s reply: %s", m->output->name, why);
+                : nnrpc__status(NNRPC_INTERNAL, "cannot decode %s reply: %s", c->m->output->name, why);
   else
     st = nnrpc__status_n(NNRPC_OK, "", 0);
 out:
@@ -360,89 +582,97 @@ out:
   return st;
 }
 
+/* ---------------------------------------------------------------- starting calls */
+
 static int64_t deadline_of(const nnrpc_channel *ch, const nnrpc_call_opts *opts) {
   int64_t t = opts && opts->timeout_ms ? opts->timeout_ms : ch->o.default_timeout_ms;
   if (t < 0) return NNRPC_NO_DEADLINE;
   return nnrpc__now_us() + t * 1000;
 }
 
-NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m,
-                                        const ProtobufCMessage *req, ProtobufCMessage **reply,
-                                        const nnrpc_call_opts *opts) {
-  if (reply) *reply = NULL;
-  if (!ch || !m || !req || !reply)
-    return nnrpc__status(NNRPC_INVALID_ARGUMENT, "NULL argument to nnrpc_unary_call");
+/* Checks a call's arguments; returns the request's packed size via *size. */
+static nnrpc_status check_call(nnrpc_channel *ch, const nnrpc_method *m, const ProtobufCMessage *req,
+                               const nnrpc_call_opts *opts, size_t *size) {
+  if (!ch || !m || !req)
+    return nnrpc__status(NNRPC_INVALID_ARGUMENT, "NULL argument");
   if (req->descriptor != m->input)
     return nnrpc__status(NNRPC_INVALID_ARGUMENT, "request is a %s, %s takes a %s",
                          req->descriptor->name, m->path, m->input->name);
   if (m->kind != NNRPC_UNARY)
     return nnrpc__status(NNRPC_INVALID_ARGUMENT, "%s is a streaming method", m->path);
-  int64_t deadline = deadline_of(ch, opts);
   const nnrpc_metadata *hd = opts ? opts->headers : NULL;
   if (hd && (hd->n > ch->o.max_metadata_count || hd->bytes > ch->o.max_metadata_bytes))
     return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "headers exceed the metadata limits");
-  size_t size = protobuf_c_message_get_packed_size(req);
-  if (size > ch->o.max_send_msg)
+  *size = protobuf_c_message_get_packed_size(req);
+  if (*size > ch->o.max_send_msg)
     return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "request of %zu bytes exceeds max_send_msg (%zu)",
-                         size, ch->o.max_send_msg);
+                         *size, ch->o.max_send_msg);
+  return nnrpc__status_n(NNRPC_OK, "", 0);
+}
 
-  ccall c = {.code = -1};
-  pthread_mutex_lock(&ch->mu);
-  if (ch->closing) {
-    pthread_mutex_unlock(&ch->mu);
-    return nnrpc__status(NNRPC_CANCELLED, "channel closed");
-  }
-  if (ch->calls.n >= ch->o.max_in_flight) {
-    pthread_mutex_unlock(&ch->mu);
+/* Registers c under a new id. mu held. */
+static nnrpc_status register_locked(nnrpc_channel *ch, ccall *c, const nnrpc_method *m) {
+  if (ch->closing) return nnrpc__status(NNRPC_CANCELLED, "channel closed");
+  if (ch->calls.n >= ch->o.max_in_flight)
     return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "channel is at max_in_flight (%u calls)",
                          ch->o.max_in_flight);
+  atomic_store(&c->ch, ch);
+  c->m = m;
+  c->code = -1;
+  c->heap_i = SIZE_MAX;
+  c->max_recv = ch->o.max_recv_msg;
+  c->max_decode = ch->o.max_decode_bytes;
+  c->max_md_bytes = ch->o.max_metadata_bytes;
+  c->max_md_count = ch->o.max_metadata_count;
+  c->max_depth = ch->o.max_decode_depth;
+  c->node.k1 = ch->next_id++;
+  nnrpc__hmap_put(&ch->calls, &c->node);
+  return nnrpc__status_n(NNRPC_OK, "", 0);
+}
+
+static void mark_sent_locked(nnrpc_channel *ch, ccall *c) {
+  c->sent = true;
+  c->ping_epoch = ch->ping_count;
+  ch->nsent++;
+}
+
+NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m,
+                                        const ProtobufCMessage *req, ProtobufCMessage **reply,
+                                        const nnrpc_call_opts *opts) {
+  if (!reply) return nnrpc__status(NNRPC_INVALID_ARGUMENT, "NULL reply pointer");
+  *reply = NULL;
+  size_t size;
+  nnrpc_status st = check_call(ch, m, req, opts, &size);
+  if (st.code) return st;
+  int64_t deadline = deadline_of(ch, opts);
+
+  ccall c = {0};
+  pthread_mutex_lock(&ch->mu);
+  st = register_locked(ch, &c, m);
+  if (st.code) {
+    pthread_mutex_unlock(&ch->mu);
+    return st;
   }
   ch->users++;
-  c.node.k1 = ch->next_id++;
   nnrpc__cond_init(&c.cv);
-  nnrpc__hmap_put(&ch->calls, &c.node);
   pthread_mutex_unlock(&ch->mu);
 
-  /* CALL frame: header (method, timeout, headers), then the request. */
-  nnrpc_status st;
-  int64_t left = deadline == NNRPC_NO_DEADLINE ? 0 : deadline - nnrpc__now_us();
-  nnrpc__hdr h;
   void *msg = NULL;
-  int rc = NNRPC_OK;
-  if (left < 0) left = 1; /* already late: the server will answer DEADLINE_EXCEEDED */
-  if (nnrpc__hdr_build(&h, m->path, (uint64_t)left, hd, 0, NULL, ch->o.max_recv_msg)) {
-    rc = NNRPC_RESOURCE_EXHAUSTED;
-  } else {
-    size_t meta = protobuf_c_message_get_packed_size(&h.pb.base);
-    uint8_t *p = meta <= UINT16_MAX ? new_msg(NNRPC_FRAME_HDR_LEN + meta + size, 0, &msg) : NULL;
-    if (!p) {
-      rc = NNRPC_RESOURCE_EXHAUSTED;
-    } else {
-      nnrpc__frame_put(p, NNRPC_F_CALL, NNRPC_FF_HAS_MESSAGE | NNRPC_FF_END_STREAM,
-                       (uint16_t)meta, (uint32_t)size, c.node.k1);
-      protobuf_c_message_pack(&h.pb.base, p + NNRPC_FRAME_HDR_LEN);
-      protobuf_c_message_pack(req, p + NNRPC_FRAME_HDR_LEN + meta);
-    }
-    nnrpc__hdr_done(&h);
-  }
+  int rc = build_call_msg(ch, &c, req, size, opts ? opts->headers : NULL, deadline, &msg);
   if (rc == NNRPC_OK) {
     pthread_mutex_lock(&ch->mu);
-    if (!c.done) { /* mark sent before sending: the reply may beat us back */
-      c.sent = true;
-      c.ping_epoch = ch->ping_count;
-      ch->nsent++;
-    }
+    if (!c.done) mark_sent_locked(ch, &c); /* before sending: the reply may beat us back */
     pthread_mutex_unlock(&ch->mu);
     rc = send_msg(ch, msg, deadline);
     if (rc) nn_freemsg(msg);
   }
 
   pthread_mutex_lock(&ch->mu);
-  if (rc != NNRPC_OK) {
-    complete_locked(ch, &c, rc, rc == NNRPC_DEADLINE_EXCEEDED ? "deadline exceeded before the call could be sent (no server?)"
-                                : rc == NNRPC_RESOURCE_EXHAUSTED ? "out of memory"
-                                                                 : "could not send the call");
-  }
+  if (rc != NNRPC_OK)
+    complete_locked(ch, &c, rc,
+                    rc == NNRPC_DEADLINE_EXCEEDED ? "deadline exceeded before the call could be sent (no server?)"
+                    : rc == NNRPC_RESOURCE_EXHAUSTED ? "out of memory"
+                                                     : "could not send the call");
   while (!c.done) {
     if (deadline == NNRPC_NO_DEADLINE) {
       pthread_cond_wait(&c.cv, &ch->mu);
@@ -458,11 +688,157 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
   }
   pthread_mutex_unlock(&ch->mu);
 
-  st = result_of(ch, &c, m, reply, opts);
+  st = result_of(&c, reply, opts ? opts->trailers : NULL);
   nnrpc__rxbuf_unref(c.rx);
   pthread_cond_destroy(&c.cv);
   pthread_mutex_lock(&ch->mu);
   if (--ch->users == 0 && ch->closing) pthread_cond_broadcast(&ch->users_cv);
   pthread_mutex_unlock(&ch->mu);
   return st;
+}
+
+NNRPC_API int nnrpc_unary_start(nnrpc_channel *ch, const nnrpc_method *m, const ProtobufCMessage *req,
+                                const nnrpc_call_opts *opts, const nnrpc_completion *how,
+                                nnrpc_call **out) {
+  if (out) *out = NULL;
+  if (!how || !how->done == !how->cq) return NNRPC_INVALID_ARGUMENT;
+  size_t size;
+  nnrpc_status st = check_call(ch, m, req, opts, &size);
+  if (st.code) return st.code;
+  ccall *c = calloc(1, sizeof *c);
+  if (!c) return NNRPC_RESOURCE_EXHAUSTED;
+  c->async = true;
+  c->done_fn = how->done;
+  c->cq = how->cq;
+  c->user = how->user_data;
+  c->deadline_us = deadline_of(ch, opts);
+
+  /* The call becomes visible to the receive thread (map, heap) only once its
+   * message is built: from then on it may complete and be freed by its
+   * callback, so nothing here touches it after the final unlock. */
+  pthread_mutex_lock(&ch->mu);
+  st = register_locked(ch, c, m);
+  if (st.code == NNRPC_OK) nnrpc__hmap_del(&ch->calls, c->node.k1, 0);
+  pthread_mutex_unlock(&ch->mu);
+  void *msg = NULL;
+  int rc = st.code ? st.code
+                   : build_call_msg(ch, c, req, size, opts ? opts->headers : NULL, c->deadline_us, &msg);
+  if (rc) {
+    free(c);
+    return rc;
+  }
+  pthread_mutex_lock(&ch->mu);
+  if (ch->closing || (c->deadline_us != NNRPC_NO_DEADLINE && heap_add(ch, c))) {
+    pthread_mutex_unlock(&ch->mu);
+    nn_freemsg(msg);
+    free(c);
+    return ch->closing ? NNRPC_CANCELLED : NNRPC_RESOURCE_EXHAUSTED;
+  }
+  nnrpc__hmap_put(&ch->calls, &c->node);
+  if (out) *out = c;
+  bool kick = c->heap_i == 0; /* a new earliest deadline */
+  if (!ch->sq_head && nn_send(ch->sock, &msg, NN_MSG, NN_DONTWAIT) >= 0) {
+    mark_sent_locked(ch, c);
+  } else { /* connection busy or not up yet: the receive thread sends it */
+    c->queued_msg = msg;
+    c->sq_prev = ch->sq_tail;
+    if (ch->sq_tail)
+      ch->sq_tail->sq_next = c;
+    else
+      ch->sq_head = c;
+    ch->sq_tail = c;
+    kick = true;
+  }
+  pthread_mutex_unlock(&ch->mu);
+  if (kick) wake(ch);
+  return NNRPC_OK;
+}
+
+NNRPC_API void nnrpc_call_cancel(nnrpc_call *c) {
+  if (!c) return;
+  nnrpc_channel *ch = atomic_load(&c->ch); /* NULL once completed */
+  if (!ch) return;
+  pthread_mutex_lock(&ch->mu);
+  bool was_sent = !c->done && c->sent;
+  uint64_t id = c->node.k1;
+  complete_locked(ch, c, NNRPC_CANCELLED, "cancelled by the client");
+  pthread_mutex_unlock(&ch->mu);
+  if (was_sent) send_small(ch, NNRPC_F_CANCEL, id, NULL, 0);
+  wake(ch);
+}
+
+NNRPC_API void *nnrpc_call_user_data(const nnrpc_call *c) { return c ? c->user : NULL; }
+
+NNRPC_API bool nnrpc_call_is_done(const nnrpc_call *c) { return c && atomic_load(&((nnrpc_call *)c)->delivered); }
+
+NNRPC_API nnrpc_status nnrpc_unary_finish(nnrpc_call *c, ProtobufCMessage **reply,
+                                          nnrpc_metadata *trailers) {
+  if (reply) *reply = NULL;
+  if (!c || !atomic_load(&c->delivered))
+    return nnrpc__status(NNRPC_FAILED_PRECONDITION, "nnrpc_unary_finish before the call completed");
+  nnrpc_status st = result_of(c, reply, trailers);
+  nnrpc__rxbuf_unref(c->rx);
+  free(c);
+  return st;
+}
+
+/* ---------------------------------------------------------------- completion queue */
+
+NNRPC_API int nnrpc_cq_open(nnrpc_cq **out) {
+  if (!out) return NNRPC_INVALID_ARGUMENT;
+  nnrpc_cq *q = calloc(1, sizeof *q);
+  if (!q) return NNRPC_RESOURCE_EXHAUSTED;
+  q->efd = eventfd(0, EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC);
+  if (q->efd < 0) {
+    free(q);
+    return NNRPC_INTERNAL;
+  }
+  pthread_mutex_init(&q->mu, NULL);
+  nnrpc__cond_init(&q->cv);
+  *out = q;
+  return NNRPC_OK;
+}
+
+NNRPC_API int nnrpc_cq_fd(const nnrpc_cq *q) { return q ? q->efd : -1; }
+
+NNRPC_API size_t nnrpc_cq_size(const nnrpc_cq *q) {
+  pthread_mutex_lock(&((nnrpc_cq *)q)->mu);
+  size_t n = q->n;
+  pthread_mutex_unlock(&((nnrpc_cq *)q)->mu);
+  return n;
+}
+
+NNRPC_API nnrpc_call *nnrpc_cq_next(nnrpc_cq *q, int64_t timeout_ms) {
+  if (!q) return NULL;
+  int64_t deadline = timeout_ms < 0 ? NNRPC_NO_DEADLINE : nnrpc__now_us() + timeout_ms * 1000;
+  pthread_mutex_lock(&q->mu);
+  while (!q->head) {
+    if (deadline == NNRPC_NO_DEADLINE) {
+      pthread_cond_wait(&q->cv, &q->mu);
+    } else {
+      struct timespec ts = nnrpc__ts_of_us(deadline);
+      if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) == ETIMEDOUT) break;
+    }
+  }
+  ccall *c = q->head;
+  if (c) {
+    q->head = c->next_done;
+    if (!q->head) q->tail = NULL;
+    q->n--;
+    uint64_t v;
+    ssize_t r = read(q->efd, &v, sizeof v); /* semaphore: takes one */
+    (void)r;
+  }
+  pthread_mutex_unlock(&q->mu);
+  return c;
+}
+
+NNRPC_API void nnrpc_cq_close(nnrpc_cq *q) {
+  if (!q) return;
+  nnrpc_call *c;
+  while ((c = nnrpc_cq_next(q, 0))) nnrpc_unary_finish(c, NULL, NULL);
+  close(q->efd);
+  pthread_mutex_destroy(&q->mu);
+  pthread_cond_destroy(&q->cv);
+  free(q);
 }

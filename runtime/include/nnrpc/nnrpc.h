@@ -168,9 +168,11 @@ typedef struct nnrpc_channel_opts {
 int nnrpc_channel_open(nnrpc_channel **out, const char *url,
                        const nnrpc_channel_opts *opts);
 
-/* Fails every call still in flight with CANCELLED ("channel closed"), stops
- * the channel's thread and frees it. No call may be started on it
- * concurrently or after. NULL is a no-op. */
+/* Fails every call still in flight with CANCELLED ("channel closed"): blocking
+ * calls return, async calls complete (callbacks run, queues receive them)
+ * before this returns. Then stops the channel's thread and frees it. No call
+ * may be started or cancelled on it concurrently or after; async call
+ * handles stay valid until nnrpc_unary_finish. NULL is a no-op. */
 void nnrpc_channel_close(nnrpc_channel *ch);
 
 /* Per-call options; NULL or zeroed fields mean the defaults. */
@@ -189,6 +191,72 @@ typedef struct nnrpc_call_opts {
 nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m,
                               const ProtobufCMessage *req, ProtobufCMessage **reply,
                               const nnrpc_call_opts *opts);
+
+/* ---------------------------------------------------------------- async calls */
+
+/* An asynchronous call in flight. Created by nnrpc_unary_start, completed
+ * exactly once (reply, error, deadline, cancel or channel close), then
+ * released by nnrpc_unary_finish. */
+typedef struct nnrpc_call nnrpc_call;
+/* A completion queue: completed calls wait here until nnrpc_cq_next. */
+typedef struct nnrpc_cq nnrpc_cq;
+/* Completion callback. Runs on the channel's receive thread: keep it short.
+ * It may call nnrpc_unary_finish (on any call), nnrpc_unary_start and
+ * nnrpc_call_cancel; it must not block, make blocking calls on the same
+ * channel, or close the channel. */
+typedef void (*nnrpc_done_fn)(nnrpc_call *call, void *user_data);
+
+/* How a call reports completion: set `done` or `cq` (not both). */
+typedef struct nnrpc_completion {
+  nnrpc_done_fn done;
+  nnrpc_cq *cq;
+  void *user_data; /* given to `done`; nnrpc_call_user_data() for cq users */
+} nnrpc_completion;
+
+/* Starts a unary call without blocking. The request is encoded before the
+ * function returns (it is not referenced afterwards); `opts->headers` is read
+ * now, `opts->trailers` is ignored (pass trailers to nnrpc_unary_finish).
+ * On NNRPC_OK the call will complete exactly once, and the caller owns the
+ * handle until nnrpc_unary_finish; *out (may be NULL) receives it, possibly
+ * after it already completed. On any other code nothing was started and
+ * nothing will complete. Errors: INVALID_ARGUMENT, RESOURCE_EXHAUSTED
+ * (max_send_msg, max_in_flight, metadata limits), CANCELLED (channel closing). */
+int nnrpc_unary_start(nnrpc_channel *ch, const nnrpc_method *m, const ProtobufCMessage *req,
+                      const nnrpc_call_opts *opts, const nnrpc_completion *how,
+                      nnrpc_call **out);
+
+/* Asks a pending call to end: it completes promptly with CANCELLED (unless it
+ * already completed), and the server is told. Any thread, any time before
+ * nnrpc_unary_finish; not concurrently with nnrpc_unary_finish of the same
+ * call or nnrpc_channel_close of its channel. */
+void nnrpc_call_cancel(nnrpc_call *call);
+
+/* user_data given at start. */
+void *nnrpc_call_user_data(const nnrpc_call *call);
+
+/* True once the call has completed (its callback ran or it was queued). */
+bool nnrpc_call_is_done(const nnrpc_call *call);
+
+/* Only after completion: decodes the result and frees the call. Same
+ * contract as nnrpc_unary_call for *reply (caller-owned on OK, NULL otherwise)
+ * and the status. `trailers`, if not NULL, is cleared and filled. `reply` may
+ * be NULL to discard it. The handle is invalid afterwards. */
+nnrpc_status nnrpc_unary_finish(nnrpc_call *call, ProtobufCMessage **reply,
+                                nnrpc_metadata *trailers);
+
+/* Creates a completion queue; the caller owns it (nnrpc_cq_close). */
+int nnrpc_cq_open(nnrpc_cq **out);
+/* A file descriptor that polls readable (POLLIN) exactly while completed
+ * calls are queued. Owned by the queue: do not read or close it. */
+int nnrpc_cq_fd(const nnrpc_cq *cq);
+/* Takes the next completed call: waits up to timeout_ms (0: do not wait,
+ * <0: forever). NULL on timeout. The caller then owns the call (finish it). */
+nnrpc_call *nnrpc_cq_next(nnrpc_cq *cq, int64_t timeout_ms);
+/* Number of completed calls waiting in the queue. */
+size_t nnrpc_cq_size(const nnrpc_cq *cq);
+/* Frees the queue. No call may still be due to complete into it; calls still
+ * queued are finished (discarded). NULL is a no-op. */
+void nnrpc_cq_close(nnrpc_cq *cq);
 
 /* ---------------------------------------------------------------- server */
 

@@ -77,7 +77,13 @@ struct nnrpc_ctx {
   int64_t deadline_us;
   uint64_t max_reply;
   atomic_bool cancelled;
+  atomic_int refs;       /* 1 for the call until finished, +1 per runtime user */
   bool running;
+  bool cancel_fired;     /* on_cancel ran or is due (mu) */
+  nnrpc_cancel_fn on_cancel;
+  void *cancel_user;
+  struct nnrpc_ctx *fire_next; /* cancel callbacks to run */
+  ProtobufCMessage *reply;
   char *err_msg;
   nnrpc__arena arena;
 };
@@ -360,6 +366,31 @@ static void ctx_free(nnrpc_ctx *x) {
   free(x);
 }
 
+static void ctx_unref(nnrpc_ctx *x) {
+  if (atomic_fetch_sub_explicit(&x->refs, 1, memory_order_acq_rel) == 1) ctx_free(x);
+}
+
+/* Marks x cancelled; if it has a cancel callback that has not run, takes a
+ * reference and links x into *fire for the caller to run after unlocking. mu held. */
+static void cancel_locked(nnrpc_ctx *x, nnrpc_ctx **fire) {
+  atomic_store(&x->cancelled, true);
+  if (x->on_cancel && !x->cancel_fired) {
+    x->cancel_fired = true;
+    atomic_fetch_add(&x->refs, 1);
+    x->fire_next = *fire;
+    *fire = x;
+  }
+}
+
+static void run_cancel_callbacks(nnrpc_ctx *fire) {
+  while (fire) {
+    nnrpc_ctx *next = fire->fire_next;
+    fire->on_cancel(fire, fire->cancel_user);
+    ctx_unref(fire);
+    fire = next;
+  }
+}
+
 static void conn_release_locked(nnrpc_server *s, conn *c) {
   assert(c->ncalls > 0);
   c->ncalls--;
@@ -410,20 +441,19 @@ static void finish_call(nnrpc_server *s, nnrpc_ctx *x, int code, const ProtobufC
   s->active--;
   if (s->state == SRV_DRAINING) pthread_cond_broadcast(&s->idle_cv);
   pthread_mutex_unlock(&s->mu);
-  ctx_free(x);
+  ctx_unref(x);
   conn_flush(s, c);
 }
 
 static void run_call(nnrpc_server *s, nnrpc_ctx *x) {
   const route *rt = x->rt;
-  if (atomic_load(&x->cancelled)) {
-    finish_call(s, x, NNRPC_CANCELLED, NULL);
+  if (x->deadline_us != NNRPC_NO_DEADLINE && nnrpc__now_us() >= x->deadline_us) {
+    nnrpc_ctx_fail(x, NNRPC_DEADLINE_EXCEEDED, "deadline exceeded before the handler started");
+    finish_call(s, x, NNRPC_DEADLINE_EXCEEDED, NULL);
     return;
   }
-  if (x->deadline_us != NNRPC_NO_DEADLINE && nnrpc__now_us() >= x->deadline_us) {
-    free(x->err_msg);
-    x->err_msg = strdup("deadline exceeded before the handler started");
-    finish_call(s, x, NNRPC_DEADLINE_EXCEEDED, NULL);
+  if (atomic_load(&x->cancelled)) {
+    finish_call(s, x, NNRPC_CANCELLED, NULL);
     return;
   }
   bool over;
@@ -446,8 +476,11 @@ static void run_call(nnrpc_server *s, nnrpc_ctx *x) {
     return;
   }
   protobuf_c_message_init(rt->m->output, reply);
+  x->reply = reply;
+  atomic_fetch_add(&x->refs, 1); /* nnrpc_ctx_finish may run before invoke returns */
   int code = rt->m->invoke(x, rt->se->handlers, req, reply);
-  finish_call(s, x, code, reply);
+  if (code != NNRPC_PENDING) finish_call(s, x, code, reply);
+  ctx_unref(x);
 }
 
 static void *worker_main(void *arg) {
@@ -508,6 +541,7 @@ static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrp
   x->id = f->call_id;
   x->deadline_us = NNRPC_NO_DEADLINE;
   atomic_init(&x->cancelled, false);
+  atomic_init(&x->refs, 1);
   Nnrpc__Wire__CallHeader *h = NULL;
   code = nnrpc__hdr_decode(f->meta, f->meta_len, &x->arena.pb, s->o.max_metadata_bytes,
                            s->o.max_metadata_count, &h, &why);
@@ -593,6 +627,7 @@ static void on_ping_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f) {
 
 static void handle_message(nnrpc_server *s, void *body, size_t len, const uint8_t *bt,
                            size_t bt_len) {
+  nnrpc_ctx *fire = NULL;
   uint32_t ack;
   if (bt_len < 4 || bt_len > BT_MAX || nnrpc__env_get(body, len, &ack)) {
     nn_freemsg(body); /* unroutable or not ours: drop */
@@ -623,7 +658,7 @@ static void handle_message(nnrpc_server *s, void *body, size_t len, const uint8_
       break;
     case NNRPC_F_CANCEL: {
       nnrpc_ctx *x = (nnrpc_ctx *)nnrpc__hmap_get(&s->calls, c->node.k1, f.call_id);
-      if (x) atomic_store(&x->cancelled, true);
+      if (x) cancel_locked(x, &fire);
       break;
     }
     case NNRPC_F_PING:
@@ -635,13 +670,20 @@ static void handle_message(nnrpc_server *s, void *body, size_t len, const uint8_
   }
   pthread_mutex_unlock(&s->mu);
   nnrpc__rxbuf_unref(rx);
+  run_cancel_callbacks(fire);
   conn_flush(s, c);
 }
 
 /* Periodic work: cancel calls of silent clients, forget idle connections. */
 static void tick(nnrpc_server *s) {
-  int64_t now = nnrpc__now_ms();
+  int64_t now = nnrpc__now_ms(), now_us = nnrpc__now_us();
+  nnrpc_ctx *fire = NULL;
   pthread_mutex_lock(&s->mu);
+  for (size_t j = 0; j < s->calls.nb; j++) /* deadlines of running and pending calls */
+    for (nnrpc__hnode *m = s->calls.b[j]; m; m = m->next) {
+      nnrpc_ctx *x = (nnrpc_ctx *)m;
+      if (x->deadline_us <= now_us && !atomic_load(&x->cancelled)) cancel_locked(x, &fire);
+    }
   for (size_t i = 0; i < s->conns.nb; i++) {
     for (nnrpc__hnode *n = s->conns.b[i], *next; n; n = next) {
       next = n->next;
@@ -653,7 +695,7 @@ static void tick(nnrpc_server *s) {
         c->qhead = c->qtail = NULL;
         for (size_t j = 0; j < s->calls.nb; j++)
           for (nnrpc__hnode *m = s->calls.b[j]; m; m = m->next)
-            if (((nnrpc_ctx *)m)->conn == c) atomic_store(&((nnrpc_ctx *)m)->cancelled, true);
+            if (((nnrpc_ctx *)m)->conn == c) cancel_locked((nnrpc_ctx *)m, &fire);
       }
       if (silent && c->ncalls == 0 && (!c->qhead || c->dead)) {
         nnrpc__hmap_del(&s->conns, c->node.k1, 0);
@@ -663,6 +705,7 @@ static void tick(nnrpc_server *s) {
     }
   }
   pthread_mutex_unlock(&s->mu);
+  run_cancel_callbacks(fire);
   s->last_tick_ms = now;
 }
 
@@ -766,9 +809,12 @@ NNRPC_API void nnrpc_server_shutdown(nnrpc_server *s, int64_t grace_ms) {
   s->state = SRV_DRAINING; /* new calls now get UNAVAILABLE */
   wait_until(s, nnrpc__now_us() + (grace_ms > 0 ? grace_ms : 0) * 1000, no_active);
   if (s->active) { /* grace is over: cancel the rest and wait for handlers */
+    nnrpc_ctx *fire = NULL;
     for (size_t j = 0; j < s->calls.nb; j++)
-      for (nnrpc__hnode *m = s->calls.b[j]; m; m = m->next)
-        atomic_store(&((nnrpc_ctx *)m)->cancelled, true);
+      for (nnrpc__hnode *m = s->calls.b[j]; m; m = m->next) cancel_locked((nnrpc_ctx *)m, &fire);
+    pthread_mutex_unlock(&s->mu);
+    run_cancel_callbacks(fire);
+    pthread_mutex_lock(&s->mu);
     wait_until(s, INT64_MAX, no_active);
   }
   /* Let the last replies reach their clients (bounded: a dead client never acks). */
@@ -886,4 +932,21 @@ NNRPC_API int nnrpc_ctx_fail(nnrpc_ctx *x, int code, const char *fmt, ...) {
   free(x->err_msg);
   x->err_msg = strdup(buf);
   return code;
+}
+
+NNRPC_API void nnrpc_ctx_finish(nnrpc_ctx *x, int code) {
+  if (!x) return;
+  finish_call(x->srv, x, code, x->reply);
+}
+
+NNRPC_API void nnrpc_ctx_on_cancel(nnrpc_ctx *x, nnrpc_cancel_fn fn, void *user_data) {
+  nnrpc_server *s = x->srv;
+  nnrpc_ctx *fire = NULL;
+  pthread_mutex_lock(&s->mu);
+  x->on_cancel = fn;
+  x->cancel_user = user_data;
+  x->cancel_fired = false;
+  if (fn && nnrpc_ctx_is_cancelled(x)) cancel_locked(x, &fire);
+  pthread_mutex_unlock(&s->mu);
+  run_cancel_callbacks(fire);
 }

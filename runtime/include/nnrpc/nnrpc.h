@@ -339,6 +339,27 @@ void *nnrpc_ctx_alloc(nnrpc_ctx *ctx, size_t n);
 char *nnrpc_ctx_strdup(nnrpc_ctx *ctx, const char *s);
 /* An allocator drawing from the same per-call memory, for protobuf-c calls. */
 ProtobufCAllocator *nnrpc_ctx_allocator(nnrpc_ctx *ctx);
+/* A handler returns NNRPC_PENDING to finish the call later, from any thread,
+ * with nnrpc_ctx_finish. Until then the call holds no worker thread, and the
+ * request, the reply and the ctx stay valid. */
+#define NNRPC_PENDING (-1)
+
+/* Ends a call whose handler returned NNRPC_PENDING: sends `reply` (the
+ * message the handler was given, filled in by now) if code is NNRPC_OK, else
+ * the code and the message set with nnrpc_ctx_fail. Any thread, exactly once.
+ * Afterwards ctx, the request and the reply are invalid. Only one thread at a
+ * time may use a ctx. */
+void nnrpc_ctx_finish(nnrpc_ctx *ctx, int code);
+
+/* Called once when the call is cancelled: the client cancelled or vanished,
+ * the deadline passed, or the server's shutdown grace ended. Runs on a
+ * runtime thread (the server's receive thread, or the thread calling
+ * nnrpc_server_shutdown), or at once in the calling thread if the call is
+ * already cancelled. It must not block; it may call nnrpc_ctx_finish. The
+ * ctx stays valid while it runs. Deadline checks have 50 ms granularity. */
+typedef void (*nnrpc_cancel_fn)(nnrpc_ctx *ctx, void *user_data);
+void nnrpc_ctx_on_cancel(nnrpc_ctx *ctx, nnrpc_cancel_fn fn, void *user_data);
+
 /* Sets the status message and returns code, so a handler can
  * `return nnrpc_ctx_fail(ctx, NNRPC_NOT_FOUND, "no user %d", id);` */
 int nnrpc_ctx_fail(nnrpc_ctx *ctx, int code, const char *fmt, ...) NNRPC_PRINTF(3, 4);

@@ -108,7 +108,15 @@ $(HW)/%.o: examples/helloworld/%.c $(HW)/gen/helloworld.nnrpc.h $(HW)/gen/hellow
 $(HW)/greeter_server $(HW)/greeter_client: $(HW)/%: $(HW)/%.o $(HW_GEN_OBJS) $(LIB_A)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
-EXAMPLES := $(HW)/greeter_server $(HW)/greeter_client
+# examples/async reuses the helloworld service
+ASY := $(BUILD)/examples/async
+$(ASY)/%.o: examples/async/%.c $(HW)/gen/helloworld.nnrpc.h $(HW)/gen/helloworld.pb-c.h
+	$(call say,CC,$<)
+	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS_ALL) $(INC) -I$(HW)/gen -c $< -o $@
+$(ASY)/async_server $(ASY)/async_client: $(ASY)/%: $(ASY)/%.o $(HW_GEN_OBJS) $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+EXAMPLES := $(HW)/greeter_server $(HW)/greeter_client $(ASY)/async_server $(ASY)/async_client
 
 # ---------------------------------------------------------------- tests
 include tests/tests.mk
@@ -141,3 +149,4 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD)/obj $(BUILD)/examples $(BUILD)/tests -name '*.d' 2>/dev/null)
+.SECONDARY:

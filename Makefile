@@ -123,7 +123,7 @@ include tests/tests.mk
 include bench/bench.mk
 
 # ---------------------------------------------------------------- top-level targets
-.PHONY: all lib plugin examples demo test asan valgrind clean regen-golden
+.PHONY: all lib plugin examples demo demo-async test asan valgrind clean regen-golden
 .DEFAULT_GOAL := all
 all: lib plugin examples tests
 lib: $(LIB_A) $(LIB_SO)
@@ -132,6 +132,9 @@ examples: $(EXAMPLES)
 
 demo: all
 	$(Q)tools/demo.sh $(HW)
+
+demo-async: all
+	$(Q)tools/demo-async.sh $(ASY)
 
 test: all
 	$(Q)BUILD=$(BUILD) TEST_WRAPPER="$(TEST_WRAPPER)" tests/run.sh $(TEST_BINS)

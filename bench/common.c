@@ -11,7 +11,8 @@ void bench_parse(int argc, char **argv, bench_args *a) {
   static const struct option opts[] = {
       {"url", required_argument, 0, 'u'},         {"payload", required_argument, 0, 'p'},
       {"concurrency", required_argument, 0, 'c'}, {"seconds", required_argument, 0, 's'},
-      {"warmup", required_argument, 0, 'w'},      {0, 0, 0, 0}};
+      {"warmup", required_argument, 0, 'w'},      {"async", no_argument, 0, 'a'},
+      {0, 0, 0, 0}};
   *a = (bench_args){.url = "tcp://127.0.0.1:5560", .payload = 32, .concurrency = 1,
                     .seconds = 5, .warmup = 0.5};
   int c;
@@ -22,8 +23,9 @@ void bench_parse(int argc, char **argv, bench_args *a) {
     case 'c': a->concurrency = atoi(optarg); break;
     case 's': a->seconds = atof(optarg); break;
     case 'w': a->warmup = atof(optarg); break;
+    case 'a': a->async = true; break;
     default:
-      fprintf(stderr, "usage: %s --url URL --payload BYTES --concurrency C --seconds S [--warmup S]\n",
+      fprintf(stderr, "usage: %s --url URL --payload BYTES --concurrency C --seconds S [--warmup S] [--async]\n",
               argv[0]);
       exit(2);
     }

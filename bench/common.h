@@ -14,9 +14,10 @@ typedef struct bench_args {
   int concurrency;
   double seconds;
   double warmup;
+  bool async; /* nnrpc client only: one thread, `concurrency` calls in flight */
 } bench_args;
 
-/* Parses --url --payload --concurrency --seconds [--warmup]; exits with usage on error. */
+/* Parses --url --payload --concurrency --seconds [--warmup] [--async]; exits with usage on error. */
 void bench_parse(int argc, char **argv, bench_args *a);
 
 /* Latency histogram: 1 us buckets up to 100 ms, then one overflow bucket. */

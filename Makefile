@@ -121,6 +121,7 @@ EXAMPLES := $(HW)/greeter_server $(HW)/greeter_client $(ASY)/async_server $(ASY)
 # ---------------------------------------------------------------- tests
 include tests/tests.mk
 include bench/bench.mk
+include codegen/codegen.mk
 
 # ---------------------------------------------------------------- top-level targets
 .PHONY: all lib plugin examples demo demo-async test asan valgrind clean regen-golden

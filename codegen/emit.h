@@ -1,21 +1,27 @@
-/* Emitters: model -> X.nnrpc.h / X.nnrpc.c text. */
+/* The back end: model -> X.nnrpc.h / X.nnrpc.c text. Everything here reads
+ * the model only (idl/model.h); names come ready-made from it. */
 #ifndef NNRPC_CODEGEN_EMIT_H
 #define NNRPC_CODEGEN_EMIT_H
 
-#include <stddef.h>
+#include <stdbool.h>
 
 #include "model.h"
+#include "strbuf.h"
 
-typedef struct nnrpc_buf {
-  char *s;
-  size_t n, cap;
-} nnrpc_buf;
-void nnrpc_buf_puts(nnrpc_buf *b, const char *s);
-void nnrpc_buf_printf(nnrpc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Refuses what the emitters cannot turn into correct C: streaming methods
+ * (not supported yet), method names that are C keywords, and C names that
+ * would be declared twice (ours against protoc-c's or each other). 0 if
+ * fine; else a protoc-style message "x.proto: ..." in err. */
+int nnrpc_check_file(const nnrpc_file *f, nnrpc_sb *err);
 
-/* Checks what the emitters would produce for problems (unsupported
- * constructs, symbol clashes). 0 ok; else writes "x.proto: ..." into err. */
-int nnrpc_emit_check(const nnrpc_model_file *f, char *err, size_t errlen);
-void nnrpc_emit_header(const nnrpc_model_file *f, nnrpc_buf *out);
-void nnrpc_emit_source(const nnrpc_model_file *f, nnrpc_buf *out);
+void nnrpc_emit_header(const nnrpc_file *f, nnrpc_sb *out);
+void nnrpc_emit_source(const nnrpc_file *f, nnrpc_sb *out);
+
+/* A .proto comment as a C comment, each line prefixed by `indent`: one line
+ * gives "/" "* text *" "/", more give a block. Made inert for C: comment
+ * delimiters are split ("* /", "/ *"), and line ends lose backslashes,
+ * "??/" and blanks (no line splices); UTF-8 is kept. NULL or blank: nothing.
+ * Returns whether it wrote anything. */
+bool nnrpc_emit_comment(nnrpc_sb *out, const char *indent, const char *text);
+
 #endif

@@ -1,101 +1,135 @@
 #include "naming.h"
 
-#include <ctype.h>
-#include <stdlib.h>
 #include <string.h>
 
-static char *alloc_or_die(size_t n) {
-  char *p = malloc(n);
-  if (!p) abort();
-  return p;
-}
+/* ASCII only, whatever the locale: protoc identifiers are ASCII. */
+static bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+static bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
+static bool is_alnum(char c) { return is_upper(c) || is_lower(c) || (c >= '0' && c <= '9'); }
+static char to_lower(char c) { return is_upper(c) ? (char)(c - 'A' + 'a') : c; }
+static char to_upper(char c) { return is_lower(c) ? (char)(c - 'a' + 'A') : c; }
 
-char *nnrpc_camel_to_lower(const char *name) {
-  char *r = alloc_or_die(2 * strlen(name) + 1), *o = r;
-  int was_upper = 1; /* no underscore before a leading capital */
-  for (const char *p = name; *p; p++) {
-    int up = isupper((unsigned char)*p) != 0;
-    if (up && !was_upper) *o++ = '_';
-    *o++ = up ? (char)tolower((unsigned char)*p) : *p;
+/* CamelToLower and CamelToUpper differ only in the case they produce. */
+static void camel_split(nnrpc_sb *out, const char *s, size_t n, char (*conv)(char)) {
+  bool was_upper = true; /* no underscore before a leading capital */
+  for (size_t i = 0; i < n; i++) {
+    bool up = is_upper(s[i]);
+    if (up && !was_upper) nnrpc_sb_putc(out, '_');
+    nnrpc_sb_putc(out, conv(s[i]));
     was_upper = up;
   }
-  *o = 0;
-  return r;
 }
 
-static char *camel_to_upper(const char *name) {
-  char *r = alloc_or_die(2 * strlen(name) + 1), *o = r;
-  int was_upper = 1;
-  for (const char *p = name; *p; p++) {
-    int up = isupper((unsigned char)*p) != 0;
-    if (up && !was_upper) *o++ = '_';
-    *o++ = (char)toupper((unsigned char)*p);
-    was_upper = up;
-  }
-  *o = 0;
-  return r;
-}
+void nnrpc_camel_to_lower(nnrpc_sb *out, const char *s, size_t n) { camel_split(out, s, n, to_lower); }
+void nnrpc_camel_to_upper(nnrpc_sb *out, const char *s, size_t n) { camel_split(out, s, n, to_upper); }
 
-char *nnrpc_to_camel(const char *name) {
-  char *r = alloc_or_die(strlen(name) + 1), *o = r;
-  int next_upper = 1;
-  for (const char *p = name; *p; p++) {
-    if (*p == '_') {
-      next_upper = 1;
-    } else if (next_upper) {
-      *o++ = (char)toupper((unsigned char)*p);
-      next_upper = 0;
+void nnrpc_to_camel(nnrpc_sb *out, const char *s, size_t n) {
+  bool next_upper = true;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '_') {
+      next_upper = true;
     } else {
-      *o++ = *p;
+      nnrpc_sb_putc(out, next_upper ? to_upper(s[i]) : s[i]);
+      next_upper = false;
     }
   }
-  *o = 0;
-  return r;
 }
 
-/* Joins the dot-separated pieces of full_name, each converted by conv, with "__". */
-static char *join_pieces(const char *full_name, char *(*conv)(const char *)) {
-  size_t cap = 3 * strlen(full_name) + 8, n = 0;
-  char *r = alloc_or_die(cap);
-  r[0] = 0;
+static void join_pieces(nnrpc_sb *out, const char *full_name,
+                        void (*conv)(nnrpc_sb *, const char *, size_t)) {
+  bool first = true;
   const char *p = full_name;
-  while (*p) {
+  for (;;) {
     const char *dot = strchr(p, '.');
-    size_t len = dot ? (size_t)(dot - p) : strlen(p);
-    if (len) {
-      char *piece = alloc_or_die(len + 1);
-      memcpy(piece, p, len);
-      piece[len] = 0;
-      char *c = conv(piece);
-      size_t cl = strlen(c);
-      if (n + cl + 3 > cap) {
-        cap = (n + cl + 3) * 2;
-        r = realloc(r, cap);
-        if (!r) abort();
-      }
-      if (n) {
-        memcpy(r + n, "__", 2);
-        n += 2;
-      }
-      memcpy(r + n, c, cl + 1);
-      n += cl;
-      free(c);
-      free(piece);
+    size_t n = dot ? (size_t)(dot - p) : strlen(p);
+    if (n > 0) {
+      if (!first) nnrpc_sb_puts(out, "__");
+      conv(out, p, n);
+      first = false;
     }
     if (!dot) break;
     p = dot + 1;
   }
-  return r;
 }
 
-char *nnrpc_full_name_to_c(const char *full_name) { return join_pieces(full_name, nnrpc_to_camel); }
-char *nnrpc_full_name_to_lower(const char *full_name) { return join_pieces(full_name, nnrpc_camel_to_lower); }
-char *nnrpc_full_name_to_upper(const char *full_name) { return join_pieces(full_name, camel_to_upper); }
+void nnrpc_full_name_to_c(nnrpc_sb *out, const char *full_name) {
+  join_pieces(out, full_name, nnrpc_to_camel);
+}
+void nnrpc_full_name_to_lower(nnrpc_sb *out, const char *full_name) {
+  join_pieces(out, full_name, nnrpc_camel_to_lower);
+}
+void nnrpc_full_name_to_upper(nnrpc_sb *out, const char *full_name) {
+  join_pieces(out, full_name, nnrpc_camel_to_upper);
+}
 
-char *nnrpc_strip_proto(const char *file_name) {
-  size_t n = strlen(file_name);
-  char *r = alloc_or_die(n + 1);
-  memcpy(r, file_name, n + 1);
-  if (n > 6 && strcmp(r + n - 6, ".proto") == 0) r[n - 6] = 0;
-  return r;
+static bool ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+void nnrpc_strip_proto(nnrpc_sb *out, const char *proto_path) {
+  size_t n = strlen(proto_path);
+  if (ends_with(proto_path, ".protodevel"))
+    n -= strlen(".protodevel");
+  else if (ends_with(proto_path, ".proto"))
+    n -= strlen(".proto");
+  nnrpc_sb_putn(out, proto_path, n);
+}
+
+const nnrpc_name_rule nnrpc_pbc_message_names[] = {
+    {NNRPC_BASE_C, ""},
+    {NNRPC_BASE_C, "_Closure"},
+    {NNRPC_BASE_UPPER, "__INIT"},
+    {NNRPC_BASE_LOWER, "__init"},
+    {NNRPC_BASE_LOWER, "__descriptor"},
+    /* pack helpers: only some messages get them, but listing them always
+     * costs nothing (none of our names can end like these) */
+    {NNRPC_BASE_LOWER, "__get_packed_size"},
+    {NNRPC_BASE_LOWER, "__pack"},
+    {NNRPC_BASE_LOWER, "__pack_to_buffer"},
+    {NNRPC_BASE_LOWER, "__unpack"},
+    {NNRPC_BASE_LOWER, "__free_unpacked"},
+};
+const size_t nnrpc_pbc_message_names_count = sizeof nnrpc_pbc_message_names / sizeof nnrpc_pbc_message_names[0];
+
+const nnrpc_name_rule nnrpc_pbc_enum_names[] = {
+    {NNRPC_BASE_C, ""},
+    {NNRPC_BASE_LOWER, "__descriptor"},
+};
+const size_t nnrpc_pbc_enum_names_count = sizeof nnrpc_pbc_enum_names / sizeof nnrpc_pbc_enum_names[0];
+
+const nnrpc_name_rule nnrpc_pbc_service_names[] = {
+    {NNRPC_BASE_C, "_Service"},
+    {NNRPC_BASE_C, "_ServiceDestroy"},
+    {NNRPC_BASE_LOWER, "__init"},
+    {NNRPC_BASE_LOWER, "__descriptor"},
+    {NNRPC_BASE_UPPER, "__BASE_INIT"},
+    {NNRPC_BASE_UPPER, "__INIT"},
+};
+const size_t nnrpc_pbc_service_names_count = sizeof nnrpc_pbc_service_names / sizeof nnrpc_pbc_service_names[0];
+
+void nnrpc_header_guard(nnrpc_sb *out, const char *proto_path) {
+  nnrpc_sb base = NNRPC_SB_INIT;
+  nnrpc_strip_proto(&base, proto_path);
+  nnrpc_sb_puts(out, "NNRPC_GENERATED_");
+  for (const char *p = nnrpc_sb_str(&base); *p; p++) nnrpc_sb_putc(out, is_alnum(*p) ? to_upper(*p) : '_');
+  nnrpc_sb_puts(out, "_NNRPC_H");
+  if (base.failed) out->failed = true;
+  nnrpc_sb_free(&base);
+}
+
+bool nnrpc_is_reserved_c_name(const char *name) {
+  static const char *const reserved[] = {
+      /* C11 keywords that are all lowercase */
+      "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
+      "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return",
+      "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void",
+      "volatile", "while",
+      /* macros from headers the generated code includes */
+      "bool", "true", "false", "offsetof", "assert",
+      /* predefined by gcc/clang in GNU modes (-std=gnu11) */
+      "linux", "unix", "i386"};
+  for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+    if (strcmp(name, reserved[i]) == 0) return true;
+  return false;
 }

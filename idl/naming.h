@@ -1,19 +1,78 @@
-/* C identifiers exactly as protoc-c 1.4 derives them (its c_helpers.cc):
- * one place for the rules the model and the emitters share. */
+/* Every C name rule in one place: protoc-c 1.4.1's (its c_helpers.cc), which
+ * we must match exactly to refer to its types, and ours, which must not clash
+ * with them. The model computes all names with these; emitters only print. */
 #ifndef NNRPC_IDL_NAMING_H
 #define NNRPC_IDL_NAMING_H
 
-/* "SayHello" -> "say_hello", "HTTPRequest" -> "httprequest" (an underscore
- * before an uppercase letter that follows a non-uppercase one). */
-char *nnrpc_camel_to_lower(const char *name);
-/* "foo_bar" -> "FooBar". */
-char *nnrpc_to_camel(const char *name);
-/* ".pkg.sub.Outer.Inner" -> "Pkg__Sub__Outer__Inner" (ToCamel per piece). */
-char *nnrpc_full_name_to_c(const char *full_name);
-/* ".pkg.Outer.Inner" -> "pkg__outer__inner" (CamelToLower per piece). */
-char *nnrpc_full_name_to_lower(const char *full_name);
-/* ".pkg.Outer.Inner" -> "PKG__OUTER__INNER" (CamelToUpper per piece). */
-char *nnrpc_full_name_to_upper(const char *full_name);
-/* "dir/x.proto" -> "dir/x" */
-char *nnrpc_strip_proto(const char *file_name);
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "strbuf.h"
+
+/* ---- protoc-c's conversions of one name piece (appended to out) */
+
+/* CamelToLower: "SayHello" -> "say_hello", "HTTPRequest" -> "httprequest",
+ * "get_value" -> "get_value": an underscore goes before an uppercase letter
+ * that follows a non-uppercase character, then everything is lowercased. */
+void nnrpc_camel_to_lower(nnrpc_sb *out, const char *s, size_t n);
+/* CamelToUpper: the same with uppercase: "SayHello" -> "SAY_HELLO". */
+void nnrpc_camel_to_upper(nnrpc_sb *out, const char *s, size_t n);
+/* ToCamel: drops underscores and uppercases the letter after each one and
+ * the first: "hello_world" -> "HelloWorld", "HTTPRequest" unchanged. */
+void nnrpc_to_camel(nnrpc_sb *out, const char *s, size_t n);
+
+/* ---- full names: dot-separated pieces, empty pieces skipped, joined by "__" */
+
+/* FullNameToC: "pkg.sub.Outer.Inner" -> "Pkg__Sub__Outer__Inner" (type names) */
+void nnrpc_full_name_to_c(nnrpc_sb *out, const char *full_name);
+/* FullNameToLower: -> "pkg__sub__outer__inner" (function/variable prefix) */
+void nnrpc_full_name_to_lower(nnrpc_sb *out, const char *full_name);
+/* FullNameToUpper: -> "PKG__SUB__OUTER__INNER" (macro prefix) */
+void nnrpc_full_name_to_upper(nnrpc_sb *out, const char *full_name);
+
+/* "dir/x.proto" -> "dir/x" (protoc-c's StripProto, which also strips ".protodevel") */
+void nnrpc_strip_proto(nnrpc_sb *out, const char *proto_path);
+
+/* ---- names protoc-c derives from a type: base name + suffix */
+
+typedef enum nnrpc_name_base {
+  NNRPC_BASE_C,     /* "Pkg__Foo" */
+  NNRPC_BASE_LOWER, /* "pkg__foo" */
+  NNRPC_BASE_UPPER  /* "PKG__FOO" */
+} nnrpc_name_base;
+
+typedef struct nnrpc_name_rule {
+  nnrpc_name_base base;
+  const char *suffix;
+} nnrpc_name_rule;
+
+/* Everything protoc-c declares at file scope for a message, an enum, a
+ * service (plus, for a service, "<lower>__<method lower>" per method). */
+extern const nnrpc_name_rule nnrpc_pbc_message_names[];
+extern const size_t nnrpc_pbc_message_names_count;
+extern const nnrpc_name_rule nnrpc_pbc_enum_names[];
+extern const size_t nnrpc_pbc_enum_names_count;
+extern const nnrpc_name_rule nnrpc_pbc_service_names[];
+extern const size_t nnrpc_pbc_service_names_count;
+
+/* ---- our names. P = protoc-c's service prefix ("helloworld__greeter"),
+ * T = protoc-c's service type prefix ("Helloworld__Greeter"), M = protoc-c's
+ * lower method name ("say_hello"), which is also the handler member. */
+
+#define NNRPC_FMT_HANDLERS_TYPE "%s_Handlers"             /* T */
+#define NNRPC_FMT_REGISTER "%s__handlers__register"       /* P */
+#define NNRPC_FMT_METHODS "%s__methods"                   /* P, static */
+#define NNRPC_FMT_SERVICE_DESC "%s__nnrpc_service"        /* P */
+#define NNRPC_FMT_CALL "%s__%s__call"                     /* P, M */
+#define NNRPC_FMT_START "%s__%s__start"                   /* P, M */
+#define NNRPC_FMT_FINISH "%s__%s__finish"                 /* P, M */
+#define NNRPC_FMT_INVOKE "%s__%s__invoke"                 /* P, M, static */
+
+/* "dir/x-y.proto" -> "NNRPC_GENERATED_DIR_X_Y_NNRPC_H" */
+void nnrpc_header_guard(nnrpc_sb *out, const char *proto_path);
+
+/* True if `name` cannot be a struct member or a function's name in C:
+ * a keyword, or a macro that <nnrpc/nnrpc.h> or GNU C modes define. */
+bool nnrpc_is_reserved_c_name(const char *name);
+
 #endif

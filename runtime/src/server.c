@@ -326,6 +326,7 @@ static outframe *make_frame(uint8_t type, uint8_t flags, uint64_t call_id, nnrpc
   if (payload > UINT32_MAX) return NULL;
   outframe *f = malloc(sizeof *f);
   if (!f) return NULL;
+  f->next = NULL; /* a frame for a dead connection is freed as a list of one */
   f->len = NNRPC_ENV_LEN + NNRPC_FRAME_HDR_LEN + meta + payload;
   f->msg = nn_allocmsg(f->len, 0);
   if (!f->msg) {
@@ -456,10 +457,10 @@ static void run_call(nnrpc_server *s, nnrpc_ctx *x) {
     finish_call(s, x, NNRPC_CANCELLED, NULL);
     return;
   }
-  bool over;
+  bool too_deep; /* the sender's fault: INVALID_ARGUMENT like malformed bytes */
   const char *why = NULL;
   ProtobufCMessage *req = nnrpc__decode(rt->m->input, x->payload, x->payload_len,
-                                        s->o.max_decode_depth, &x->arena.pb, &over, &why);
+                                        s->o.max_decode_depth, &x->arena.pb, &too_deep, &why);
   nnrpc__rxbuf_unref(x->rx); /* decoded: the received bytes are no longer needed */
   x->rx = NULL;
   if (!req) {

@@ -570,11 +570,15 @@ static nnrpc_status result_of(ccall *c, ProtobufCMessage **reply, nnrpc_metadata
   }
   nnrpc__budget b;
   nnrpc__budget_init(&b, c->max_decode);
-  bool over;
-  *reply = nnrpc__decode(c->m->output, f->payload, f->payload_len, c->max_depth, &b.pb, &over, &why);
+  bool too_deep;
+  *reply = nnrpc__decode(c->m->output, f->payload, f->payload_len, c->max_depth, &b.pb, &too_deep, &why);
+  /* Our own limits refusing a reply are RESOURCE_EXHAUSTED (as gRPC does for
+   * max receive size); bytes that do not parse are INTERNAL. */
   if (!*reply)
-    st = b.over ? nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "decoded reply exceeds max_decode_bytes")
-                : nnrpc__status(NNRPC_INTERNAL, "cannot decode %s reply: %s", c->m->output->name, why);
+    st = b.over      ? nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "decoded reply exceeds max_decode_bytes")
+         : too_deep ? nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "%s reply nested deeper than max_decode_depth (%u)",
+                                     c->m->output->name, c->max_depth)
+                    : nnrpc__status(NNRPC_INTERNAL, "cannot decode %s reply: %s", c->m->output->name, why);
   else
     st = nnrpc__status_n(NNRPC_OK, "", 0);
 out:

@@ -101,8 +101,9 @@ int nnrpc__pb_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_
  * `alloc`. On failure returns NULL and sets *why (static text). */
 ProtobufCMessage *nnrpc__decode(const ProtobufCMessageDescriptor *d, const uint8_t *p,
                                 size_t len, unsigned max_depth, ProtobufCAllocator *alloc,
-                                bool *over_budget, const char **why);
-/* (*over_budget is left false: callers ask their own allocator.) */
+                                bool *too_deep, const char **why);
+/* (*too_deep tells a depth refusal from malformed bytes; running out of the
+ * allocator's budget is reported by the allocator itself.) */
 
 /* ---------------------------------------------------------------- received messages */
 /* One message from nn_recvmsg (NN_MSG), shared by the frames it carries. */

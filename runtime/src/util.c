@@ -208,10 +208,10 @@ int nnrpc__pb_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_
 
 ProtobufCMessage *nnrpc__decode(const ProtobufCMessageDescriptor *d, const uint8_t *p,
                                 size_t len, unsigned max_depth, ProtobufCAllocator *alloc,
-                                bool *over_budget, const char **why) {
-  *over_budget = false;
+                                bool *too_deep, const char **why) {
   int rc = nnrpc__pb_check(d, p, len, max_depth);
-  if (rc == NNRPC__PB_TOO_DEEP) {
+  *too_deep = rc == NNRPC__PB_TOO_DEEP;
+  if (*too_deep) {
     *why = "message nested deeper than the decode depth limit";
     return NULL;
   }

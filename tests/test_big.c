@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@ typedef struct big_arg {
   int rounds;
   int ok;
   int code;
+  char why[160];
 } big_arg;
 
 static void *big_caller(void *p) {
@@ -38,6 +40,7 @@ static void *big_caller(void *p) {
     nnrpc_call_opts o = {.timeout_ms = 60000};
     nnrpc_status s = nnrpc_test__echo__echo__call(a->ch, &req, &rep, &o);
     a->code = s.code;
+    snprintf(a->why, sizeof a->why, "%s", s.message);
     if (s.code != NNRPC_OK) break;
     size_t want = a->reply_size ? a->reply_size : a->req_size;
     bool good = rep->tag == tag && rep->payload.len == want;
@@ -49,27 +52,34 @@ static void *big_caller(void *p) {
   return NULL;
 }
 
-static void many_callers(const char *scheme, int callers, size_t req_size, uint32_t reply_size, int rounds) {
+static void many_callers_opts(const char *scheme, int callers, size_t req_size, uint32_t reply_size,
+                              int rounds, const nnrpc_channel_opts *co) {
   th_server *t = th_server_start(scheme, NULL);
-  nnrpc_channel *ch = th_channel(t->url, NULL); /* one channel, one connection */
+  nnrpc_channel *ch = th_channel(t->url, co); /* one channel, one connection */
   pthread_t *th = calloc((size_t)callers, sizeof *th);
+  int64_t t0 = th_now_ms();
   big_arg *a = calloc((size_t)callers, sizeof *a);
   assert_true(th && a);
   for (int i = 0; i < callers; i++) {
-    a[i] = (big_arg){ch, (uint64_t)i + 1, req_size, reply_size, rounds, 0, -1};
+    a[i] = (big_arg){ch, (uint64_t)i + 1, req_size, reply_size, rounds, 0, -1, ""};
     assert_int_equal(pthread_create(&th[i], NULL, big_caller, &a[i]), 0);
   }
   int total = 0;
   for (int i = 0; i < callers; i++) {
     pthread_join(th[i], NULL);
-    if (a[i].ok != rounds) print_error("caller %d: %d/%d ok, last code %s\n", i, a[i].ok, rounds, nnrpc_code_name(a[i].code));
+    if (a[i].ok != rounds) print_error("caller %d: %d/%d ok, last code %s: %s\n", i, a[i].ok, rounds, nnrpc_code_name(a[i].code), a[i].why);
     total += a[i].ok;
   }
-  assert_int_equal(total, callers * rounds);
   free(th);
   free(a);
+  if (total != callers * rounds) print_error("after %lld ms\n", (long long)(th_now_ms() - t0));
+  assert_int_equal(total, callers * rounds);
   nnrpc_channel_close(ch);
   th_server_stop(t);
+}
+
+static void many_callers(const char *scheme, int callers, size_t req_size, uint32_t reply_size, int rounds) {
+  many_callers_opts(scheme, callers, req_size, reply_size, rounds, NULL);
 }
 
 #define KIB 1024u
@@ -96,6 +106,19 @@ static void test_64_callers_256kib_each_way_on_one_channel_inproc(void **st) {
   (void)st;
   many_callers("inproc", 64, 256 * KIB, 0, 1);
 }
+/* Keepalive pings every millisecond interleave with the traffic: a ping must
+ * never make the server disown a call it is still working on or answering. */
+static void test_constant_keepalive_pings_never_fail_calls_under_load_inproc(void **st) {
+  (void)st;
+  nnrpc_channel_opts co = {.keepalive_ms = 1};
+  many_callers_opts("inproc", 64, 256 * KIB, 0, th_count(4), &co);
+}
+static void test_constant_keepalive_pings_never_fail_calls_under_load_tcp(void **st) {
+  (void)st;
+  nnrpc_channel_opts co = {.keepalive_ms = 1};
+  many_callers_opts("tcp", 64, 64 * KIB, 0, th_count(10), &co);
+}
+
 /* Replies of mixed sizes interleave: one big reply must not hold up or
  * swallow the small ones queued behind it. */
 static void test_mixed_small_and_1mib_replies_all_arrive_tcp(void **st) {
@@ -107,7 +130,7 @@ static void test_mixed_small_and_1mib_replies_all_arrive_tcp(void **st) {
   big_arg a[N];
   int rounds = th_count(20);
   for (int i = 0; i < N; i++) {
-    a[i] = (big_arg){ch, (uint64_t)i + 1, 8, i % 4 == 0 ? MIB : 100, i % 4 == 0 ? 2 : rounds, 0, -1};
+    a[i] = (big_arg){ch, (uint64_t)i + 1, 8, i % 4 == 0 ? MIB : 100, i % 4 == 0 ? 2 : rounds, 0, -1, ""};
     pthread_create(&th[i], NULL, big_caller, &a[i]);
   }
   for (int i = 0; i < N; i++) {
@@ -126,6 +149,9 @@ int main(void) {
       cmocka_unit_test(test_64_callers_256kib_each_way_on_one_channel_ipc),
       cmocka_unit_test(test_64_callers_256kib_each_way_on_one_channel_inproc),
       cmocka_unit_test(test_mixed_small_and_1mib_replies_all_arrive_tcp),
+      cmocka_unit_test(test_constant_keepalive_pings_never_fail_calls_under_load_inproc),
+      cmocka_unit_test(test_constant_keepalive_pings_never_fail_calls_under_load_tcp),
   };
+  if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -666,9 +666,16 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
   if (rc == NNRPC_OK) {
     pthread_mutex_lock(&ch->mu);
     if (!c.done) mark_sent_locked(ch, &c); /* before sending: the reply may beat us back */
+    /* But keepalive may only ask the server about the call once nanomsg has
+     * taken it: send_msg can wait a long time for a busy pipe, and a ping
+     * sent meanwhile would make the server disown a call it never saw. */
+    c.ping_epoch = UINT64_MAX;
     pthread_mutex_unlock(&ch->mu);
     rc = send_msg(ch, msg, deadline);
     if (rc) nn_freemsg(msg);
+    pthread_mutex_lock(&ch->mu);
+    if (!c.done) c.ping_epoch = ch->ping_count;
+    pthread_mutex_unlock(&ch->mu);
   }
 
   pthread_mutex_lock(&ch->mu);

@@ -23,7 +23,7 @@ extern "C" {
 /* Version of the runtime API. Generated code checks it at compile time. */
 #define NNRPC_VERSION_MAJOR 0
 #define NNRPC_VERSION_MINOR 1
-#define NNRPC_API_VERSION 1
+#define NNRPC_API_VERSION 2
 
 #if defined(__GNUC__)
 #define NNRPC_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -115,9 +115,10 @@ typedef struct nnrpc_ctx nnrpc_ctx;
 
 /* Calls the user's typed handler for one method. Generated code provides one
  * per method. `handlers` is the runtime's copy of the user's handler table.
- * For unary methods `req` is the decoded request and `reply` a message
- * initialised with the output type's init; the return value is the status
- * code (NNRPC_OK to send `reply`). */
+ * `req` is the decoded request for unary and server-streaming methods (NULL
+ * otherwise); `reply` is a message initialised with the output type's init
+ * for unary and client-streaming methods (NULL otherwise). The return value
+ * is the status code (NNRPC_OK to send `reply`, if any). */
 typedef int (*nnrpc_invoke_fn)(nnrpc_ctx *ctx, const void *handlers,
                                const ProtobufCMessage *req, ProtobufCMessage *reply);
 
@@ -158,6 +159,8 @@ typedef struct nnrpc_channel_opts {
   int rcvbuf;
   uint32_t max_decode_depth;      /* nesting depth accepted in replies [64] */
   size_t max_decode_bytes;        /* memory one decoded reply may use [64 MiB] */
+  uint32_t stream_window;         /* bytes of stream messages the server may send
+                                     ahead of nnrpc_stream_read, per stream [256 KiB] */
 } nnrpc_channel_opts;
 
 /* Opens a channel to `url` (tcp://host:port, ipc:///path, inproc://name,
@@ -258,6 +261,58 @@ size_t nnrpc_cq_size(const nnrpc_cq *cq);
  * queued are finished (discarded). NULL is a no-op. */
 void nnrpc_cq_close(nnrpc_cq *cq);
 
+/* ---------------------------------------------------------------- streams (client side) */
+
+/* A streaming call (client-, server- or bidirectional streaming) from the
+ * client's side. Blocking API; the call's deadline (opts->timeout_ms or the
+ * channel default) covers the whole stream. One thread may read while another
+ * writes; two threads must not read (or write) the same stream at once.
+ * Flow control: each direction of a stream has a window (stream_window
+ * option of the receiving side): a writer blocks while the peer has that many
+ * bytes unread, so memory per stream stays bounded. */
+typedef struct nnrpc_stream nnrpc_stream;
+
+/* Starts a streaming call of method m (any streaming kind). For server
+ * streaming, `req` is the single request (encoded before returning); for the
+ * other kinds it must be NULL. Returns when the call is on its way (it does
+ * not wait for the server). On NNRPC_OK *out is owned by the caller until
+ * nnrpc_stream_finish. Errors: INVALID_ARGUMENT, RESOURCE_EXHAUSTED (limits),
+ * DEADLINE_EXCEEDED (no connection before the deadline), CANCELLED (closing). */
+nnrpc_status nnrpc_stream_open(nnrpc_channel *ch, const nnrpc_method *m, const ProtobufCMessage *req,
+                               const nnrpc_call_opts *opts, nnrpc_stream **out);
+
+/* Sends one message (client- and bidi-streaming). Blocks while the server's
+ * window is full, at most until the deadline. `msg` is not referenced after
+ * the return. Returns NNRPC_OK, or: FAILED_PRECONDITION (after close_send, or
+ * the call already ended with OK), RESOURCE_EXHAUSTED (larger than
+ * max_send_msg), INVALID_ARGUMENT (wrong message type), or the code the call
+ * ended with (CANCELLED, DEADLINE_EXCEEDED, UNAVAILABLE, a server error...). */
+int nnrpc_stream_write(nnrpc_stream *st, const ProtobufCMessage *msg);
+
+/* Half-closes: the client sends no more messages. Idempotent. Returns
+ * NNRPC_OK or the code the call already ended with. */
+int nnrpc_stream_close_send(nnrpc_stream *st);
+
+/* Receives the next message (server- and bidi-streaming). Returns 1 and sets
+ * *msg (caller-owned: protobuf_c_message_free_unpacked(*msg, NULL)), or 0 with
+ * *msg NULL when the stream is over: the server finished, or the call failed
+ * (deadline, cancel, connection lost, undecodable message).
+ * nnrpc_stream_finish then tells which. Messages the server sent before an
+ * error status are still read first. */
+int nnrpc_stream_read(nnrpc_stream *st, ProtobufCMessage **msg);
+
+/* Ends the call now with CANCELLED and tells the server. Any thread, any
+ * time before nnrpc_stream_finish; blocked reads/writes return at once. */
+void nnrpc_stream_cancel(nnrpc_stream *st);
+
+/* Waits for the call's final status (until the deadline), discarding
+ * messages not read yet, then frees the stream. For client streaming,
+ * `reply` (may be NULL) receives the single reply on NNRPC_OK (caller-owned,
+ * as for nnrpc_unary_call); for other kinds pass NULL. `trailers`, if not
+ * NULL, is cleared and filled. The handle is invalid afterwards. Calling it
+ * without close_send on a client/bidi stream half-closes first. */
+nnrpc_status nnrpc_stream_finish(nnrpc_stream *st, ProtobufCMessage **reply, nnrpc_metadata *trailers);
+
 /* ---------------------------------------------------------------- server */
 
 typedef struct nnrpc_server nnrpc_server;
@@ -277,6 +332,8 @@ typedef struct nnrpc_server_opts {
   uint32_t max_decode_depth;      /* [64] */
   size_t max_decode_bytes;        /* per request [64 MiB] */
   size_t max_batch_bytes;         /* frames coalesced into one message [64 KiB] */
+  uint32_t stream_window;         /* bytes of stream messages a client may send
+                                     ahead of nnrpc_ctx_read, per stream [256 KiB] */
 } nnrpc_server_opts;
 
 /* Creates a server (not yet listening). opts may be NULL; it is copied.
@@ -359,6 +416,24 @@ void nnrpc_ctx_finish(nnrpc_ctx *ctx, int code);
  * ctx stays valid while it runs. Deadline checks have 50 ms granularity. */
 typedef void (*nnrpc_cancel_fn)(nnrpc_ctx *ctx, void *user_data);
 void nnrpc_ctx_on_cancel(nnrpc_ctx *ctx, nnrpc_cancel_fn fn, void *user_data);
+
+/* Streaming handlers (they run on a thread of their own, not a worker, so
+ * they may block in these calls; NNRPC_PENDING is for unary handlers only). */
+
+/* Receives the client's next message (client- and bidi-streaming handlers).
+ * Returns 1 and sets *msg (owned by the handler: free it with
+ * protobuf_c_message_free_unpacked(*msg, NULL)), or 0 when there are no more:
+ * the client half-closed, or the call was cancelled (nnrpc_ctx_is_cancelled;
+ * the call then ends with that code whatever the handler returns, and so it
+ * does when a message cannot be decoded: INVALID_ARGUMENT). */
+int nnrpc_ctx_read(nnrpc_ctx *ctx, ProtobufCMessage **msg);
+
+/* Sends one message to the client (server- and bidi-streaming handlers).
+ * Blocks while the client's window is full. `msg` is encoded before it
+ * returns. Returns NNRPC_OK, RESOURCE_EXHAUSTED (over max_send_msg or the
+ * client's max_recv_msg; the call goes on), INVALID_ARGUMENT (wrong type or
+ * not a streaming call), or CANCELLED (the call is over: return). */
+int nnrpc_ctx_write(nnrpc_ctx *ctx, const ProtobufCMessage *msg);
 
 /* Sets the status message and returns code, so a handler can
  * `return nnrpc_ctx_fail(ctx, NNRPC_NOT_FOUND, "no user %d", id);` */

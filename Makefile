@@ -87,7 +87,9 @@ $(PLUGIN): $(PLUGIN_OBJS)
 # ---------------------------------------------------------------- code generation rule (users copy this)
 # X.proto -> X.pb-c.{c,h} (protoc-c) and X.nnrpc.{c,h} (our plugin)
 define nnrpc_proto_rule
-$(2)/$(basename $(notdir $(1))).pb-c.c $(2)/$(basename $(notdir $(1))).nnrpc.c: $(1) $(PLUGIN)
+# One protoc run writes all four files: a grouped target (&:), so make -j
+# never runs it twice at once over the same files.
+$(2)/$(basename $(notdir $(1))).pb-c.c $(2)/$(basename $(notdir $(1))).nnrpc.c &: $(1) $(PLUGIN)
 	$$(call say,PROTOC,$(1))
 	$(Q)mkdir -p $(2) && $(PROTOC) -I$(dir $(1)) --c_out=$(2) \
 	  --plugin=protoc-gen-nnrpc=$(PLUGIN) --nnrpc_out=$(2) $(1)

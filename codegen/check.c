@@ -18,7 +18,9 @@ typedef struct entries {
   bool oom;
 } entries;
 
+/* A NULL name is a function the method's kind does not get: nothing to add. */
 static void add(entries *e, const char *name, bool ours, const char *what, const char *detail) {
+  if (!name) return;
   if (e->n == e->cap) {
     size_t cap = e->cap ? 2 * e->cap : 256;
     entry *v = realloc(e->v, cap * sizeof *v);
@@ -52,11 +54,6 @@ static int check_methods(const nnrpc_file *f, nnrpc_sb *err) {
     const nnrpc_service *s = &f->services[i];
     for (size_t j = 0; j < s->n_methods; j++) {
       const nnrpc_method *m = &s->methods[j];
-      if (m->client_streaming || m->server_streaming) {
-        nnrpc_sb_printf(err, "%s: method %s: streaming methods are not supported yet by protoc-gen-nnrpc", f->proto,
-                        m->full_name);
-        return -1;
-      }
       if (nnrpc_is_reserved_c_name(m->lower)) {
         nnrpc_sb_printf(err, "%s: method %s: its C name \"%s\" is reserved in C (a keyword or a standard macro); rename the method",
                         f->proto, m->full_name, m->lower);
@@ -76,10 +73,19 @@ static void add_ours(entries *e, const nnrpc_file *f) {
     add(e, s->service_desc, true, "the service description of ", s->full_name);
     for (size_t j = 0; j < s->n_methods; j++) {
       const nnrpc_method *m = &s->methods[j];
+      bool streaming = m->client_streaming || m->server_streaming;
       add(e, m->call_fn, true, "the blocking client stub of method ", m->full_name);
       add(e, m->start_fn, true, "the async start stub of method ", m->full_name);
-      add(e, m->finish_fn, true, "the async finish stub of method ", m->full_name);
+      add(e, m->finish_fn, true, streaming ? "the stream finish stub of method " : "the async finish stub of method ",
+          m->full_name);
       add(e, m->invoke_fn, true, "the server invoker of method ", m->full_name);
+      add(e, m->open_fn, true, "the stream open stub of method ", m->full_name);
+      add(e, m->write_fn, true, "the stream write stub of method ", m->full_name);
+      add(e, m->read_fn, true, "the stream read stub of method ", m->full_name);
+      add(e, m->close_send_fn, true, "the stream close_send stub of method ", m->full_name);
+      add(e, m->close_and_finish_fn, true, "the stream close_and_finish stub of method ", m->full_name);
+      add(e, m->recv_fn, true, "the server-side receive function of method ", m->full_name);
+      add(e, m->send_fn, true, "the server-side send function of method ", m->full_name);
     }
   }
 }

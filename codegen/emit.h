@@ -8,11 +8,15 @@
 #include "model.h"
 #include "strbuf.h"
 
-/* Refuses what the emitters cannot turn into correct C: streaming methods
- * (not supported yet), method names that are C keywords, and C names that
- * would be declared twice (ours against protoc-c's or each other). 0 if
- * fine; else a protoc-style message "x.proto: ..." in err. */
+/* Refuses what the emitters cannot turn into correct C: method names that
+ * are C keywords, and C names that would be declared twice (ours, for the
+ * method kinds that get them, against protoc-c's or each other). 0 if fine;
+ * else a protoc-style message "x.proto: ..." in err. */
 int nnrpc_check_file(const nnrpc_file *f, nnrpc_sb *err);
+
+/* The NNRPC_API_VERSION of <nnrpc/nnrpc.h> the generated code is written
+ * for; its header refuses to compile against any other. */
+#define NNRPC_GEN_API_VERSION 2
 
 void nnrpc_emit_header(const nnrpc_file *f, nnrpc_sb *out);
 void nnrpc_emit_source(const nnrpc_file *f, nnrpc_sb *out);

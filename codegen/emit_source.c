@@ -17,7 +17,16 @@ static void emit_invoker(nnrpc_sb *b, const nnrpc_service *s, const nnrpc_method
   P(b, "\nstatic int %s(nnrpc_ctx *ctx, const void *handlers, const ProtobufCMessage *req, ProtobufCMessage *reply)\n{\n",
     m->invoke_fn);
   P(b, "  const %s *h = handlers;\n", s->handlers_type);
-  P(b, "  return h->%s(ctx, (const %s *)req, (%s *)reply);\n}\n", m->lower, m->input.c_name, m->output.c_name);
+  /* the runtime passes req only where there is one request, reply only
+   * where there is one reply (nnrpc_invoke_fn) */
+  if (m->client_streaming && m->server_streaming)
+    P(b, "  (void)req;\n  (void)reply;\n  return h->%s(ctx);\n}\n", m->lower);
+  else if (m->client_streaming)
+    P(b, "  (void)req;\n  return h->%s(ctx, (%s *)reply);\n}\n", m->lower, m->output.c_name);
+  else if (m->server_streaming)
+    P(b, "  (void)reply;\n  return h->%s(ctx, (const %s *)req);\n}\n", m->lower, m->input.c_name);
+  else
+    P(b, "  return h->%s(ctx, (const %s *)req, (%s *)reply);\n}\n", m->lower, m->input.c_name, m->output.c_name);
 }
 
 static void emit_tables(nnrpc_sb *b, const nnrpc_service *s) {
@@ -52,8 +61,69 @@ static void emit_register(nnrpc_sb *b, const nnrpc_service *s) {
  * puts it first), cast rather than `&req->base`: NULL stays NULL for the
  * runtime to reject, and a renamed base field ((pb_c_msg).base_field_name)
  * still works. */
+/* The body of a typed read: `fn(handle, &got)` receives into a
+ * ProtobufCMessage pointer, handed over as the typed one (never written
+ * through a cast `T **`); a NULL msg goes to the runtime as NULL. */
+static void emit_read_body(nnrpc_sb *b, const char *fn, const char *handle, const char *type) {
+  S(b, "  ProtobufCMessage *got = NULL;\n");
+  P(b, "  int more = %s(%s, msg ? &got : NULL);\n", fn, handle);
+  P(b, "  if (msg != NULL)\n    *msg = (%s *)got;\n  return more;\n}\n", type);
+}
+
+/* The client stubs of a streaming method and, for its handler, the
+ * server-side __recv / __send. */
+static void emit_stream_stubs(nnrpc_sb *b, const nnrpc_service *s, size_t i) {
+  const nnrpc_method *m = &s->methods[i];
+  const char *in = m->input.c_name, *out = m->output.c_name;
+  if (m->client_streaming) {
+    P(b, "\nnnrpc_status %s(nnrpc_channel *ch, const nnrpc_call_opts *opts, nnrpc_stream **stream)\n{\n", m->open_fn);
+    P(b, "  return nnrpc_stream_open(ch, &%s[%zu], NULL, opts, stream);\n}\n", s->methods_array, i);
+  } else {
+    P(b, "\nnnrpc_status %s(nnrpc_channel *ch, const %s *req, const nnrpc_call_opts *opts, nnrpc_stream **stream)\n{\n",
+      m->open_fn, in);
+    P(b, "  return nnrpc_stream_open(ch, &%s[%zu], (const ProtobufCMessage *)req, opts, stream);\n}\n",
+      s->methods_array, i);
+  }
+  if (m->write_fn) {
+    P(b, "\nint %s(nnrpc_stream *stream, const %s *msg)\n{\n", m->write_fn, in);
+    S(b, "  return nnrpc_stream_write(stream, (const ProtobufCMessage *)msg);\n}\n");
+  }
+  if (m->read_fn) {
+    P(b, "\nint %s(nnrpc_stream *stream, %s **msg)\n{\n", m->read_fn, out);
+    emit_read_body(b, "nnrpc_stream_read", "stream", out);
+  }
+  if (m->close_send_fn) {
+    P(b, "\nint %s(nnrpc_stream *stream)\n{\n", m->close_send_fn);
+    S(b, "  return nnrpc_stream_close_send(stream);\n}\n");
+  }
+  if (m->close_and_finish_fn) {
+    P(b, "\nnnrpc_status %s(nnrpc_stream *stream, %s **reply, nnrpc_metadata *trailers)\n{\n", m->close_and_finish_fn,
+      out);
+    /* a failed half-close leaves the call's code for finish to report */
+    S(b, "  ProtobufCMessage *out = NULL;\n"
+         "  (void)nnrpc_stream_close_send(stream);\n"
+         "  nnrpc_status st = nnrpc_stream_finish(stream, reply ? &out : NULL, trailers);\n");
+    P(b, "  if (reply != NULL)\n    *reply = (%s *)out;\n  return st;\n}\n", out);
+  } else {
+    P(b, "\nnnrpc_status %s(nnrpc_stream *stream, nnrpc_metadata *trailers)\n{\n", m->finish_fn);
+    S(b, "  return nnrpc_stream_finish(stream, NULL, trailers);\n}\n");
+  }
+  if (m->recv_fn) {
+    P(b, "\nint %s(nnrpc_ctx *ctx, %s **msg)\n{\n", m->recv_fn, in);
+    emit_read_body(b, "nnrpc_ctx_read", "ctx", in);
+  }
+  if (m->send_fn) {
+    P(b, "\nint %s(nnrpc_ctx *ctx, const %s *msg)\n{\n", m->send_fn, out);
+    S(b, "  return nnrpc_ctx_write(ctx, (const ProtobufCMessage *)msg);\n}\n");
+  }
+}
+
 static void emit_stubs(nnrpc_sb *b, const nnrpc_service *s, size_t i) {
   const nnrpc_method *m = &s->methods[i];
+  if (m->client_streaming || m->server_streaming) {
+    emit_stream_stubs(b, s, i);
+    return;
+  }
   const char *in = m->input.c_name, *out = m->output.c_name;
   P(b, "\nnnrpc_status %s(nnrpc_channel *ch, const %s *req, %s **reply, const nnrpc_call_opts *opts)\n{\n", m->call_fn,
     in, out);

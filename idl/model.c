@@ -321,10 +321,20 @@ static int build_method(builder *b, const FileProto *f, const nnrpc_service *s, 
   const char *where = fmt(b, "%s: method %s", f->name, m->full_name);
   if (resolve_type(b, where, mp->input_type, &m->input) || resolve_type(b, where, mp->output_type, &m->output))
     return -1;
-  m->call_fn = fmt(b, NNRPC_FMT_CALL, s->lower, m->lower);
-  m->start_fn = fmt(b, NNRPC_FMT_START, s->lower, m->lower);
-  m->finish_fn = fmt(b, NNRPC_FMT_FINISH, s->lower, m->lower);
-  m->invoke_fn = fmt(b, NNRPC_FMT_INVOKE, s->lower, m->lower);
+  /* only the names of functions the method's kind gets (see model.h) */
+  const bool cs = m->client_streaming, ss = m->server_streaming, unary = !cs && !ss;
+  const char *p = s->lower, *ml = m->lower;
+  m->call_fn = unary ? fmt(b, NNRPC_FMT_CALL, p, ml) : NULL;
+  m->start_fn = unary ? fmt(b, NNRPC_FMT_START, p, ml) : NULL;
+  m->finish_fn = unary || ss ? fmt(b, NNRPC_FMT_FINISH, p, ml) : NULL;
+  m->invoke_fn = fmt(b, NNRPC_FMT_INVOKE, p, ml);
+  m->open_fn = !unary ? fmt(b, NNRPC_FMT_OPEN, p, ml) : NULL;
+  m->write_fn = cs ? fmt(b, NNRPC_FMT_WRITE, p, ml) : NULL;
+  m->read_fn = ss ? fmt(b, NNRPC_FMT_READ, p, ml) : NULL;
+  m->close_send_fn = cs && ss ? fmt(b, NNRPC_FMT_CLOSE_SEND, p, ml) : NULL;
+  m->close_and_finish_fn = cs && !ss ? fmt(b, NNRPC_FMT_CLOSE_AND_FINISH, p, ml) : NULL;
+  m->recv_fn = cs ? fmt(b, NNRPC_FMT_RECV, p, ml) : NULL;
+  m->send_fn = ss ? fmt(b, NNRPC_FMT_SEND, p, ml) : NULL;
   return 0;
 }
 

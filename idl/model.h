@@ -29,8 +29,19 @@ typedef struct nnrpc_method {
   const char *comment;    /* leading comment, raw from the .proto; NULL if none */
   bool client_streaming, server_streaming, deprecated;
   nnrpc_type input, output;
-  /* our C names (naming.h) */
+  /* our C names (naming.h); NULL where the method's kind has no such
+   * function:                 unary  client  server  bidi
+   *   call_fn, start_fn         x
+   *   finish_fn                 x              x      x
+   *   invoke_fn                 x      x       x      x
+   *   open_fn                          x       x      x
+   *   write_fn, recv_fn                x              x
+   *   read_fn, send_fn                         x      x
+   *   close_send_fn                                   x
+   *   close_and_finish_fn              x                         */
   const char *call_fn, *start_fn, *finish_fn, *invoke_fn;
+  const char *open_fn, *write_fn, *read_fn, *close_send_fn, *close_and_finish_fn;
+  const char *recv_fn, *send_fn;
 } nnrpc_method;
 
 typedef struct nnrpc_service {

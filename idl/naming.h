@@ -67,6 +67,15 @@ extern const size_t nnrpc_pbc_service_names_count;
 #define NNRPC_FMT_START "%s__%s__start"                   /* P, M */
 #define NNRPC_FMT_FINISH "%s__%s__finish"                 /* P, M */
 #define NNRPC_FMT_INVOKE "%s__%s__invoke"                 /* P, M, static */
+/* streaming methods (the finish stub of server and bidi streaming is
+ * NNRPC_FMT_FINISH too, with another signature) */
+#define NNRPC_FMT_OPEN "%s__%s__open"                     /* P, M */
+#define NNRPC_FMT_WRITE "%s__%s__write"                   /* P, M */
+#define NNRPC_FMT_READ "%s__%s__read"                     /* P, M */
+#define NNRPC_FMT_CLOSE_SEND "%s__%s__close_send"         /* P, M */
+#define NNRPC_FMT_CLOSE_AND_FINISH "%s__%s__close_and_finish" /* P, M */
+#define NNRPC_FMT_RECV "%s__%s__recv"                     /* P, M, server side */
+#define NNRPC_FMT_SEND "%s__%s__send"                     /* P, M, server side */
 
 /* "dir/x-y.proto" -> "NNRPC_GENERATED_DIR_X_Y_NNRPC_H" */
 void nnrpc_header_guard(nnrpc_sb *out, const char *proto_path);

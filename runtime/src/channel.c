@@ -25,8 +25,19 @@
 #include <unistd.h>
 
 #define MAX_PING_IDS 8192
+#define INITIAL_WINDOW 65536u
+/* Flow-control cost of a stream message: its frame, so empty messages count. */
+#define MSG_COST(len) ((size_t)(len) + NNRPC_FRAME_HDR_LEN)
 
 typedef struct nnrpc_call ccall;
+
+/* A stream message received and not yet read. */
+typedef struct cmsg {
+  struct cmsg *next;
+  nnrpc__rxbuf *rx;
+  const uint8_t *p;
+  uint32_t len;
+} cmsg;
 
 struct nnrpc_call {
   nnrpc__hnode node; /* k1 = call id; in ch->calls while not done */
@@ -40,7 +51,7 @@ struct nnrpc_call {
   nnrpc__frame f;
   const nnrpc_method *m;
   /* limits copied at start, so finish never touches the channel */
-  size_t max_recv, max_decode, max_md_bytes, max_md_count;
+  size_t max_recv, max_send, max_decode, max_md_bytes, max_md_count;
   unsigned max_depth;
   /* blocking calls */
   pthread_cond_t cv;
@@ -53,6 +64,17 @@ struct nnrpc_call {
   void *queued_msg;     /* CALL message waiting in the send queue */
   ccall *sq_prev, *sq_next;
   ccall *next_done;     /* completion list / cq list */
+  /* streams (mu while not done; the owner's alone once done) */
+  bool stream, half_closed;
+  cmsg *in_head, *in_tail;
+  size_t in_bytes, uncredited;
+  int64_t send_credit;
+  uint32_t window;
+};
+
+/* The public stream handle is the call itself. */
+struct nnrpc_stream {
+  ccall c;
 };
 
 struct nnrpc_cq {
@@ -93,6 +115,7 @@ static void set_defaults(nnrpc_channel_opts *o) {
   if (!o->max_metadata_bytes) o->max_metadata_bytes = 8192;
   if (!o->max_metadata_count) o->max_metadata_count = 64;
   if (!o->max_in_flight) o->max_in_flight = 10000;
+  if (!o->stream_window) o->stream_window = 256u << 10;
   if (!o->keepalive_ms) o->keepalive_ms = 1000;
   if (!o->keepalive_timeout_ms) o->keepalive_timeout_ms = 5000;
   if (!o->sndbuf) o->sndbuf = 1 << 20;
@@ -153,16 +176,19 @@ static int build_call_msg(nnrpc_channel *ch, ccall *c, const ProtobufCMessage *r
   nnrpc__hdr h;
   if (nnrpc__hdr_build(&h, c->m->path, (uint64_t)left, hd, 0, NULL, ch->o.max_recv_msg))
     return NNRPC_RESOURCE_EXHAUSTED;
+  if (c->stream) h.pb.window = c->window;
+  /* A client or bidi stream starts without a message and stays open. */
+  uint8_t flags = req ? NNRPC_FF_HAS_MESSAGE | NNRPC_FF_END_STREAM : 0;
+  if (!req) size = 0;
   int rc = NNRPC_OK;
   size_t meta = protobuf_c_message_get_packed_size(&h.pb.base);
   uint8_t *p = meta <= UINT16_MAX ? new_msg(NNRPC_FRAME_HDR_LEN + meta + size, 0, msg) : NULL;
   if (!p) {
     rc = NNRPC_RESOURCE_EXHAUSTED;
   } else {
-    nnrpc__frame_put(p, NNRPC_F_CALL, NNRPC_FF_HAS_MESSAGE | NNRPC_FF_END_STREAM, (uint16_t)meta,
-                     (uint32_t)size, c->node.k1);
+    nnrpc__frame_put(p, NNRPC_F_CALL, flags, (uint16_t)meta, (uint32_t)size, c->node.k1);
     protobuf_c_message_pack(&h.pb.base, p + NNRPC_FRAME_HDR_LEN);
-    protobuf_c_message_pack(req, p + NNRPC_FRAME_HDR_LEN + meta);
+    if (req) protobuf_c_message_pack(req, p + NNRPC_FRAME_HDR_LEN + meta);
   }
   nnrpc__hdr_done(&h);
   return rc;
@@ -240,12 +266,15 @@ static void complete_locked(nnrpc_channel *ch, ccall *c, int code, const char *w
   c->done = true;
   c->code = code;
   c->why = why;
+  heap_del(ch, c);
   atomic_store(&c->ch, NULL);
   if (!c->async) {
-    pthread_cond_signal(&c->cv);
+    if (c->stream)
+      pthread_cond_broadcast(&c->cv); /* a reader and a writer may both wait */
+    else
+      pthread_cond_signal(&c->cv);
     return;
   }
-  heap_del(ch, c);
   if (c->queued_msg) { /* never reached nanomsg: nothing on the wire */
     sq_remove(ch, c);
     nn_freemsg(c->queued_msg);
@@ -302,6 +331,48 @@ static void deliver(nnrpc_channel *ch) {
 
 /* ---------------------------------------------------------------- receiver thread */
 
+/* A MESSAGE or WINDOW frame of a stream. Returns a call id to send CANCEL
+ * for when the server broke the stream's rules, else 0. mu held. */
+static uint64_t on_stream_frame_locked(nnrpc_channel *ch, const nnrpc__frame *f, nnrpc__rxbuf *rx) {
+  ccall *c = (ccall *)nnrpc__hmap_get(&ch->calls, f->call_id, 0);
+  if (!c || c->done || !c->stream) return 0;
+  if (f->type == NNRPC_F_WINDOW) {
+    if (f->payload_len == 4) {
+      c->send_credit += nnrpc__get32(f->payload);
+      pthread_cond_broadcast(&c->cv);
+    }
+    return 0;
+  }
+  const char *why = NULL;
+  int code = NNRPC_RESOURCE_EXHAUSTED;
+  size_t window = c->window > INITIAL_WINDOW ? c->window : INITIAL_WINDOW;
+  if (c->m->kind != NNRPC_SERVER_STREAMING && c->m->kind != NNRPC_BIDI_STREAMING) {
+    code = NNRPC_INTERNAL;
+    why = "server sent stream messages on a call that takes none";
+  } else if (f->payload_len > c->max_recv) {
+    why = "stream message larger than max_recv_msg";
+  } else if (c->in_bytes + c->uncredited + MSG_COST(f->payload_len) > window + MSG_COST(c->max_recv)) {
+    why = "server overran the stream's flow-control window";
+  } else {
+    cmsg *m = malloc(sizeof *m);
+    if (m) {
+      nnrpc__rxbuf_ref(rx);
+      *m = (cmsg){NULL, rx, f->payload, f->payload_len};
+      if (c->in_tail)
+        c->in_tail->next = m;
+      else
+        c->in_head = m;
+      c->in_tail = m;
+      c->in_bytes += MSG_COST(f->payload_len);
+      pthread_cond_broadcast(&c->cv);
+      return 0;
+    }
+    why = "out of memory";
+  }
+  complete_locked(ch, c, code, why);
+  return f->call_id;
+}
+
 static void on_message(nnrpc_channel *ch, void *body, size_t len) {
   uint32_t seq;
   if (nnrpc__env_get(body, len, &seq)) {
@@ -314,6 +385,8 @@ static void on_message(nnrpc_channel *ch, void *body, size_t len) {
     return;
   }
   ch->ack_owed = seq; /* acked right after routing */
+  uint64_t cancel_ids[8];
+  size_t ncancel = 0;
   pthread_mutex_lock(&ch->mu);
   ch->last_rx_us = nnrpc__now_us();
   size_t off = NNRPC_ENV_LEN;
@@ -334,10 +407,14 @@ static void on_message(nnrpc_channel *ch, void *body, size_t len) {
           complete_locked(ch, c, NNRPC_UNAVAILABLE,
                           "the server no longer knows this call (connection lost or server restarted)");
       }
+    } else if (f.type == NNRPC_F_MESSAGE || f.type == NNRPC_F_WINDOW) {
+      uint64_t id = on_stream_frame_locked(ch, &f, rx);
+      if (id && ncancel < sizeof cancel_ids / sizeof *cancel_ids) cancel_ids[ncancel++] = id;
     }
   }
   pthread_mutex_unlock(&ch->mu);
   nnrpc__rxbuf_unref(rx);
+  for (size_t i = 0; i < ncancel; i++) send_small(ch, NNRPC_F_CANCEL, cancel_ids[i], NULL, 0);
 }
 
 static void send_ack(nnrpc_channel *ch) {
@@ -555,6 +632,10 @@ static nnrpc_status result_of(ccall *c, ProtobufCMessage **reply, nnrpc_metadata
     st = nnrpc__status_n(code, text, strlen(text));
     goto out;
   }
+  if (!reply) { /* discarded, or a stream whose messages came before */
+    st = nnrpc__status_n(NNRPC_OK, "", 0);
+    goto out;
+  }
   if (!(f->flags & NNRPC_FF_HAS_MESSAGE)) {
     st = nnrpc__status(NNRPC_INTERNAL, "server sent OK without a reply message");
     goto out;
@@ -562,10 +643,6 @@ static nnrpc_status result_of(ccall *c, ProtobufCMessage **reply, nnrpc_metadata
   if (f->payload_len > c->max_recv) {
     st = nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "reply of %u bytes exceeds max_recv_msg (%zu)",
                        f->payload_len, c->max_recv);
-    goto out;
-  }
-  if (!reply) {
-    st = nnrpc__status_n(NNRPC_OK, "", 0);
     goto out;
   }
   nnrpc__budget b;
@@ -625,6 +702,7 @@ static nnrpc_status register_locked(nnrpc_channel *ch, ccall *c, const nnrpc_met
   c->code = -1;
   c->heap_i = SIZE_MAX;
   c->max_recv = ch->o.max_recv_msg;
+  c->max_send = ch->o.max_send_msg;
   c->max_decode = ch->o.max_decode_bytes;
   c->max_md_bytes = ch->o.max_metadata_bytes;
   c->max_md_count = ch->o.max_metadata_count;
@@ -852,4 +930,298 @@ NNRPC_API void nnrpc_cq_close(nnrpc_cq *q) {
   pthread_mutex_destroy(&q->mu);
   pthread_cond_destroy(&q->cv);
   free(q);
+}
+
+/* ---------------------------------------------------------------- streams */
+
+/* The stream's code once it is over, for write/close_send: the final status
+ * code, with OK turned into FAILED_PRECONDITION (nothing more can be sent). */
+static int ended_code(ccall *c, bool ok_is_ok) {
+  nnrpc_status st = result_of(c, NULL, NULL);
+  return st.code == NNRPC_OK && !ok_is_ok ? NNRPC_FAILED_PRECONDITION : st.code;
+}
+
+static void user_leave_locked(nnrpc_channel *ch) {
+  if (--ch->users == 0 && ch->closing) pthread_cond_broadcast(&ch->users_cv);
+}
+
+/* Sends `len` bytes of credit for stream c. A credit that cannot be sent
+ * before the deadline is lost with the call, which fails anyway. */
+static void send_credit(nnrpc_channel *ch, ccall *c, size_t credit) {
+  void *msg;
+  uint8_t *p = new_msg(NNRPC_FRAME_HDR_LEN + 4, 0, &msg);
+  if (!p) return;
+  nnrpc__frame_put(p, NNRPC_F_WINDOW, 0, 0, 4, c->node.k1);
+  nnrpc__put32(p + NNRPC_FRAME_HDR_LEN, (uint32_t)credit);
+  if (send_msg(ch, msg, c->deadline_us)) nn_freemsg(msg);
+}
+
+NNRPC_API nnrpc_status nnrpc_stream_open(nnrpc_channel *ch, const nnrpc_method *m, const ProtobufCMessage *req,
+                                         const nnrpc_call_opts *opts, nnrpc_stream **out) {
+  if (out) *out = NULL;
+  if (!ch || !m || !out) return nnrpc__status(NNRPC_INVALID_ARGUMENT, "NULL argument");
+  if (m->kind == NNRPC_UNARY)
+    return nnrpc__status(NNRPC_INVALID_ARGUMENT, "%s is a unary method: use nnrpc_unary_call", m->path);
+  bool one_request = m->kind == NNRPC_SERVER_STREAMING;
+  if (one_request != (req != NULL))
+    return nnrpc__status(NNRPC_INVALID_ARGUMENT, one_request ? "%s takes a request" : "%s takes no request at open",
+                         m->path);
+  if (req && req->descriptor != m->input)
+    return nnrpc__status(NNRPC_INVALID_ARGUMENT, "request is a %s, %s takes a %s", req->descriptor->name, m->path,
+                         m->input->name);
+  const nnrpc_metadata *hd = opts ? opts->headers : NULL;
+  if (hd && (hd->n > ch->o.max_metadata_count || hd->bytes > ch->o.max_metadata_bytes))
+    return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "headers exceed the metadata limits");
+  size_t size = req ? protobuf_c_message_get_packed_size(req) : 0;
+  if (size > ch->o.max_send_msg)
+    return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "request of %zu bytes exceeds max_send_msg (%zu)", size,
+                         ch->o.max_send_msg);
+  nnrpc_stream *st = calloc(1, sizeof *st);
+  if (!st) return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "out of memory");
+  ccall *c = &st->c;
+  c->stream = true;
+  c->half_closed = one_request;
+  c->window = ch->o.stream_window;
+  c->send_credit = INITIAL_WINDOW;
+  c->deadline_us = deadline_of(ch, opts);
+  if (nnrpc__cond_init(&c->cv)) {
+    free(st);
+    return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "out of resources");
+  }
+  pthread_mutex_lock(&ch->mu);
+  nnrpc_status rs = register_locked(ch, c, m);
+  if (rs.code == NNRPC_OK && c->deadline_us != NNRPC_NO_DEADLINE && heap_add(ch, c)) {
+    nnrpc__hmap_del(&ch->calls, c->node.k1, 0);
+    rs = nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "out of memory");
+  }
+  if (rs.code) {
+    pthread_mutex_unlock(&ch->mu);
+    pthread_cond_destroy(&c->cv);
+    free(st);
+    return rs;
+  }
+  ch->users++;
+  bool kick = c->heap_i == 0; /* a new earliest deadline for the receive thread */
+  pthread_mutex_unlock(&ch->mu);
+  if (kick) wake(ch);
+
+  void *msg = NULL;
+  int rc = build_call_msg(ch, c, req, size, hd, c->deadline_us, &msg);
+  if (rc == NNRPC_OK) {
+    pthread_mutex_lock(&ch->mu);
+    if (!c->done) mark_sent_locked(ch, c);
+    c->ping_epoch = UINT64_MAX; /* not before nanomsg took it (see nnrpc_unary_call) */
+    pthread_mutex_unlock(&ch->mu);
+    rc = send_msg(ch, msg, c->deadline_us);
+    if (rc) nn_freemsg(msg);
+  }
+  pthread_mutex_lock(&ch->mu);
+  if (!c->done) c->ping_epoch = ch->ping_count;
+  if (rc)
+    complete_locked(ch, c, rc,
+                    rc == NNRPC_DEADLINE_EXCEEDED ? "deadline exceeded before the call could be sent (no server?)"
+                                                  : "could not send the call");
+  user_leave_locked(ch);
+  pthread_mutex_unlock(&ch->mu);
+  if (rc) {
+    rs = nnrpc__status(rc, "%s", c->why);
+    pthread_cond_destroy(&c->cv);
+    free(st);
+    return rs;
+  }
+  *out = st;
+  return nnrpc__status_n(NNRPC_OK, "", 0);
+}
+
+NNRPC_API int nnrpc_stream_write(nnrpc_stream *st, const ProtobufCMessage *msg) {
+  if (!st || !msg) return NNRPC_INVALID_ARGUMENT;
+  ccall *c = &st->c;
+  if ((c->m->kind != NNRPC_CLIENT_STREAMING && c->m->kind != NNRPC_BIDI_STREAMING) || msg->descriptor != c->m->input)
+    return NNRPC_INVALID_ARGUMENT;
+  size_t size = protobuf_c_message_get_packed_size(msg);
+  if (size > c->max_send) return NNRPC_RESOURCE_EXHAUSTED;
+  nnrpc_channel *ch = atomic_load(&c->ch);
+  if (!ch) return ended_code(c, false);
+  void *nm;
+  uint8_t *p = new_msg(NNRPC_FRAME_HDR_LEN + size, 0, &nm);
+  if (!p) return NNRPC_RESOURCE_EXHAUSTED;
+  nnrpc__frame_put(p, NNRPC_F_MESSAGE, 0, 0, (uint32_t)size, c->node.k1);
+  protobuf_c_message_pack(msg, p + NNRPC_FRAME_HDR_LEN);
+
+  pthread_mutex_lock(&ch->mu);
+  ch->users++;
+  /* The deadline is the receive thread's: it completes the call and wakes us. */
+  while (!c->done && !c->half_closed && c->send_credit <= 0) pthread_cond_wait(&c->cv, &ch->mu);
+  int rc = NNRPC_OK;
+  if (c->half_closed && !c->done)
+    rc = NNRPC_FAILED_PRECONDITION;
+  else if (!c->done)
+    c->send_credit -= (int64_t)MSG_COST(size);
+  pthread_mutex_unlock(&ch->mu);
+  if (c->done) { /* final: the receive thread no longer changes it */
+    nn_freemsg(nm);
+    pthread_mutex_lock(&ch->mu);
+    user_leave_locked(ch);
+    pthread_mutex_unlock(&ch->mu);
+    return ended_code(c, false);
+  }
+  if (rc == NNRPC_OK) {
+    rc = send_msg(ch, nm, c->deadline_us);
+    if (rc) nn_freemsg(nm);
+  } else {
+    nn_freemsg(nm);
+  }
+  pthread_mutex_lock(&ch->mu);
+  if (rc && rc != NNRPC_FAILED_PRECONDITION) complete_locked(ch, c, rc, "could not send the stream message");
+  user_leave_locked(ch);
+  pthread_mutex_unlock(&ch->mu);
+  return rc;
+}
+
+NNRPC_API int nnrpc_stream_close_send(nnrpc_stream *st) {
+  if (!st) return NNRPC_INVALID_ARGUMENT;
+  ccall *c = &st->c;
+  nnrpc_channel *ch = atomic_load(&c->ch);
+  if (!ch) return ended_code(c, true);
+  pthread_mutex_lock(&ch->mu);
+  bool send = !c->done && !c->half_closed;
+  c->half_closed = true;
+  pthread_cond_broadcast(&c->cv); /* a writer waiting for credit gives up */
+  ch->users++;
+  pthread_mutex_unlock(&ch->mu);
+  int rc = NNRPC_OK;
+  if (send) {
+    void *msg;
+    uint8_t *p = new_msg(NNRPC_FRAME_HDR_LEN, 0, &msg);
+    if (!p) {
+      rc = NNRPC_RESOURCE_EXHAUSTED;
+    } else {
+      nnrpc__frame_put(p, NNRPC_F_HALF_CLOSE, 0, 0, 0, c->node.k1);
+      rc = send_msg(ch, msg, c->deadline_us);
+      if (rc) nn_freemsg(msg);
+    }
+  }
+  pthread_mutex_lock(&ch->mu);
+  if (rc) complete_locked(ch, c, rc, "could not send the half-close");
+  bool done = c->done;
+  user_leave_locked(ch);
+  pthread_mutex_unlock(&ch->mu);
+  return done ? ended_code(c, true) : rc;
+}
+
+/* Takes the next received message; credits the server in batches. *credit
+ * is set when a WINDOW frame is due. mu held (or the call is done). */
+static cmsg *pop_locked(ccall *c, size_t *credit) {
+  cmsg *m = c->in_head;
+  if (!m) return NULL;
+  c->in_head = m->next;
+  if (!c->in_head) c->in_tail = NULL;
+  c->in_bytes -= MSG_COST(m->len);
+  c->uncredited += MSG_COST(m->len);
+  /* Half a window at a time: a WINDOW frame per message would double the
+   * frames of a small-message stream. */
+  if (!c->done && c->uncredited >= c->window / 2) {
+    *credit = c->uncredited;
+    c->uncredited = 0;
+  }
+  return m;
+}
+
+NNRPC_API int nnrpc_stream_read(nnrpc_stream *st, ProtobufCMessage **msg) {
+  if (msg) *msg = NULL;
+  if (!st || !msg) return 0;
+  ccall *c = &st->c;
+  if (c->m->kind != NNRPC_SERVER_STREAMING && c->m->kind != NNRPC_BIDI_STREAMING) return 0;
+  size_t credit = 0;
+  cmsg *m;
+  nnrpc_channel *ch = atomic_load(&c->ch);
+  if (ch) {
+    pthread_mutex_lock(&ch->mu);
+    ch->users++;
+    while (!c->in_head && !c->done) pthread_cond_wait(&c->cv, &ch->mu);
+    m = c->done && c->code >= 0 ? NULL : pop_locked(c, &credit);
+    pthread_mutex_unlock(&ch->mu);
+    if (credit) send_credit(ch, c, credit);
+    pthread_mutex_lock(&ch->mu);
+    user_leave_locked(ch);
+    pthread_mutex_unlock(&ch->mu);
+  } else if (c->code < 0) { /* ended by the server's STATUS: what it sent first is still read */
+    m = pop_locked(c, &credit);
+  } else { /* ended here (cancel, deadline, connection lost): nothing more */
+    m = NULL;
+  }
+  if (!m) return 0;
+  nnrpc__budget b;
+  nnrpc__budget_init(&b, c->max_decode);
+  bool too_deep;
+  const char *why = NULL;
+  *msg = nnrpc__decode(c->m->output, m->p, m->len, c->max_depth, &b.pb, &too_deep, &why);
+  nnrpc__rxbuf_unref(m->rx);
+  free(m);
+  if (*msg) return 1;
+  /* A message we cannot take ends the call: the rest would be out of order. */
+  int code = b.over || too_deep ? NNRPC_RESOURCE_EXHAUSTED : NNRPC_INTERNAL;
+  why = b.over ? "stream message exceeds max_decode_bytes when decoded"
+        : too_deep ? "stream message nested deeper than max_decode_depth"
+                   : "stream message from the server cannot be decoded";
+  ch = atomic_load(&c->ch);
+  bool tell = false;
+  if (ch) {
+    pthread_mutex_lock(&ch->mu);
+    tell = !c->done;
+    complete_locked(ch, c, code, why);
+    pthread_mutex_unlock(&ch->mu);
+  }
+  if (!tell) { /* already over: the local failure replaces the status */
+    c->code = code;
+    c->why = why;
+  } else {
+    send_small(ch, NNRPC_F_CANCEL, c->node.k1, NULL, 0);
+  }
+  return 0;
+}
+
+NNRPC_API void nnrpc_stream_cancel(nnrpc_stream *st) {
+  if (st) nnrpc_call_cancel(&st->c);
+}
+
+NNRPC_API nnrpc_status nnrpc_stream_finish(nnrpc_stream *st, ProtobufCMessage **reply, nnrpc_metadata *trailers) {
+  if (reply) *reply = NULL;
+  if (!st) return nnrpc__status(NNRPC_INVALID_ARGUMENT, "NULL stream");
+  ccall *c = &st->c;
+  nnrpc_channel *ch = atomic_load(&c->ch);
+  if (ch && !c->half_closed) nnrpc_stream_close_send(st);
+  ch = atomic_load(&c->ch);
+  if (ch) {
+    pthread_mutex_lock(&ch->mu);
+    ch->users++;
+    while (!c->done) { /* drop unread messages, keeping the server's window open */
+      size_t credit = 0;
+      cmsg *m;
+      while ((m = pop_locked(c, &credit))) {
+        nnrpc__rxbuf_unref(m->rx);
+        free(m);
+      }
+      if (credit) {
+        pthread_mutex_unlock(&ch->mu);
+        send_credit(ch, c, credit);
+        pthread_mutex_lock(&ch->mu);
+        continue;
+      }
+      pthread_cond_wait(&c->cv, &ch->mu);
+    }
+    user_leave_locked(ch);
+    pthread_mutex_unlock(&ch->mu);
+  }
+  for (cmsg *m = c->in_head, *next; m; m = next) {
+    next = m->next;
+    nnrpc__rxbuf_unref(m->rx);
+    free(m);
+  }
+  bool one_reply = c->m->kind == NNRPC_CLIENT_STREAMING;
+  nnrpc_status rs = result_of(c, one_reply ? reply : NULL, trailers);
+  nnrpc__rxbuf_unref(c->rx);
+  pthread_cond_destroy(&c->cv);
+  free(st);
+  return rs;
 }

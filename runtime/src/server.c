@@ -61,6 +61,18 @@ typedef struct route {
 
 enum { SRV_NEW, SRV_RUNNING, SRV_DRAINING, SRV_STOPPED };
 
+/* A stream message received and not yet read by the handler. */
+typedef struct inmsg {
+  struct inmsg *next;
+  nnrpc__rxbuf *rx; /* holds the bytes */
+  const uint8_t *p;
+  uint32_t len;
+} inmsg;
+
+/* Flow-control cost of a stream message: its frame, so empty messages count. */
+#define MSG_COST(len) ((size_t)(len) + NNRPC_FRAME_HDR_LEN)
+#define INITIAL_WINDOW 65536u
+
 struct nnrpc_ctx {
   nnrpc__hnode node; /* k1 = pipe key, k2 = call id */
   struct nnrpc_ctx *qnext;
@@ -86,6 +98,16 @@ struct nnrpc_ctx {
   ProtobufCMessage *reply;
   char *err_msg;
   nnrpc__arena arena;
+  /* streaming calls (mu) */
+  bool streaming;
+  bool half_closed;        /* the client sends no more messages */
+  int forced_code;         /* the runtime ended the call: this code, whatever the handler returns */
+  const char *forced_why;
+  inmsg *in_head, *in_tail;
+  size_t in_bytes;         /* received, not read by the handler */
+  size_t uncredited;       /* read, not yet returned to the client with WINDOW */
+  int64_t send_credit;     /* bytes we may send before the client grants more */
+  pthread_cond_t cv;       /* the handler waits for messages, credit or cancel */
 };
 
 struct nnrpc_server {
@@ -111,6 +133,7 @@ struct nnrpc_server {
   int wake[2]; /* run() sleeps on it; stop_async writes to it */
   atomic_bool stop_requested;
   int64_t last_tick_ms;
+  unsigned stream_threads; /* streaming handler threads still running (mu) */
 };
 
 static void set_opts_defaults(nnrpc_server_opts *o) {
@@ -126,6 +149,7 @@ static void set_opts_defaults(nnrpc_server_opts *o) {
   if (!o->max_decode_depth) o->max_decode_depth = 64;
   if (!o->max_decode_bytes) o->max_decode_bytes = 64u << 20;
   if (!o->max_batch_bytes) o->max_batch_bytes = 64u << 10;
+  if (!o->stream_window) o->stream_window = 256u << 10;
 }
 
 /* ---------------------------------------------------------------- open / add / listen */
@@ -357,6 +381,12 @@ static void queue_status_locked(conn *c, uint64_t id, int code, const char *mess
 /* ---------------------------------------------------------------- calls */
 
 static void ctx_free(nnrpc_ctx *x) {
+  for (inmsg *m = x->in_head, *next; m; m = next) {
+    next = m->next;
+    nnrpc__rxbuf_unref(m->rx);
+    free(m);
+  }
+  if (x->streaming) pthread_cond_destroy(&x->cv);
   nnrpc__rxbuf_unref(x->rx);
   nnrpc_metadata_clear(&x->headers);
   free(x->headers.e);
@@ -375,6 +405,7 @@ static void ctx_unref(nnrpc_ctx *x) {
  * reference and links x into *fire for the caller to run after unlocking. mu held. */
 static void cancel_locked(nnrpc_ctx *x, nnrpc_ctx **fire) {
   atomic_store(&x->cancelled, true);
+  if (x->streaming) pthread_cond_broadcast(&x->cv);
   if (x->on_cancel && !x->cancel_fired) {
     x->cancel_fired = true;
     atomic_fetch_add(&x->refs, 1);
@@ -404,6 +435,14 @@ static void finish_call(nnrpc_server *s, nnrpc_ctx *x, int code, const ProtobufC
   outframe *f = NULL;
   size_t reply_size = 0;
   const char *msg = x->err_msg;
+  if (x->streaming) {
+    pthread_mutex_lock(&s->mu);
+    if (x->forced_code) {
+      code = x->forced_code;
+      msg = x->forced_why;
+    }
+    pthread_mutex_unlock(&s->mu);
+  }
   if (code == NNRPC_OK && reply) {
     reply_size = protobuf_c_message_get_packed_size(reply);
     if (reply_size > s->o.max_send_msg) {
@@ -457,31 +496,54 @@ static void run_call(nnrpc_server *s, nnrpc_ctx *x) {
     finish_call(s, x, NNRPC_CANCELLED, NULL);
     return;
   }
+  nnrpc_method_kind kind = rt->m->kind;
+  bool has_req = kind == NNRPC_UNARY || kind == NNRPC_SERVER_STREAMING;
+  bool has_reply = kind == NNRPC_UNARY || kind == NNRPC_CLIENT_STREAMING;
   bool too_deep; /* the sender's fault: INVALID_ARGUMENT like malformed bytes */
   const char *why = NULL;
-  ProtobufCMessage *req = nnrpc__decode(rt->m->input, x->payload, x->payload_len,
-                                        s->o.max_decode_depth, &x->arena.pb, &too_deep, &why);
+  ProtobufCMessage *req = NULL;
+  if (has_req)
+    req = nnrpc__decode(rt->m->input, x->payload, x->payload_len, s->o.max_decode_depth, &x->arena.pb,
+                        &too_deep, &why);
   nnrpc__rxbuf_unref(x->rx); /* decoded: the received bytes are no longer needed */
   x->rx = NULL;
-  if (!req) {
+  if (has_req && !req) {
     int code = x->arena.over ? NNRPC_RESOURCE_EXHAUSTED : NNRPC_INVALID_ARGUMENT;
     nnrpc_ctx_fail(x, code, "cannot decode %s request: %s", rt->m->input->name,
                    x->arena.over ? "decoded size exceeds max_decode_bytes" : why);
     finish_call(s, x, code, NULL);
     return;
   }
-  ProtobufCMessage *reply = nnrpc__arena_alloc(&x->arena, rt->m->output->sizeof_message);
-  if (!reply) {
-    nnrpc_ctx_fail(x, NNRPC_RESOURCE_EXHAUSTED, "out of memory for the reply");
-    finish_call(s, x, NNRPC_RESOURCE_EXHAUSTED, NULL);
-    return;
+  ProtobufCMessage *reply = NULL;
+  if (has_reply) {
+    reply = nnrpc__arena_alloc(&x->arena, rt->m->output->sizeof_message);
+    if (!reply) {
+      nnrpc_ctx_fail(x, NNRPC_RESOURCE_EXHAUSTED, "out of memory for the reply");
+      finish_call(s, x, NNRPC_RESOURCE_EXHAUSTED, NULL);
+      return;
+    }
+    protobuf_c_message_init(rt->m->output, reply);
   }
-  protobuf_c_message_init(rt->m->output, reply);
   x->reply = reply;
   atomic_fetch_add(&x->refs, 1); /* nnrpc_ctx_finish may run before invoke returns */
   int code = rt->m->invoke(x, rt->se->handlers, req, reply);
+  if (code == NNRPC_PENDING && x->streaming)
+    code = nnrpc_ctx_fail(x, NNRPC_INTERNAL, "a streaming handler returned NNRPC_PENDING");
   if (code != NNRPC_PENDING) finish_call(s, x, code, reply);
   ctx_unref(x);
+}
+
+/* A streaming call runs on a thread of its own: its handler blocks in
+ * nnrpc_ctx_read/write for as long as the stream lasts. */
+static void *stream_main(void *arg) {
+  nnrpc_ctx *x = arg;
+  nnrpc_server *s = x->srv;
+  run_call(s, x);
+  pthread_mutex_lock(&s->mu);
+  s->stream_threads--;
+  pthread_cond_broadcast(&s->idle_cv);
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
 }
 
 static void *worker_main(void *arg) {
@@ -561,14 +623,11 @@ static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrp
     why = "method not implemented by this server";
     goto reject;
   }
-  if (x->rt->m->kind != NNRPC_UNARY) {
-    code = NNRPC_UNIMPLEMENTED;
-    why = "streaming calls are not supported by this server";
-    goto reject;
-  }
-  if (!(f->flags & NNRPC_FF_HAS_MESSAGE)) {
+  nnrpc_method_kind kind = x->rt->m->kind;
+  bool one_request = kind == NNRPC_UNARY || kind == NNRPC_SERVER_STREAMING;
+  if (one_request != !!(f->flags & NNRPC_FF_HAS_MESSAGE)) {
     code = NNRPC_INVALID_ARGUMENT;
-    why = "unary call without a request message";
+    why = one_request ? "call without its request message" : "a client stream carries no message in CALL";
     goto reject;
   }
   if (f->payload_len > s->o.max_recv_msg) {
@@ -583,6 +642,17 @@ static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrp
   }
   if (h->timeout_us) x->deadline_us = nnrpc__now_us() + (int64_t)(h->timeout_us > INT64_MAX / 2 ? INT64_MAX / 2 : h->timeout_us);
   x->max_reply = h->max_reply_bytes;
+  if (kind != NNRPC_UNARY) {
+    x->streaming = true;
+    x->half_closed = one_request || (f->flags & NNRPC_FF_END_STREAM);
+    x->send_credit = h->window ? h->window : INITIAL_WINDOW;
+    if (nnrpc__cond_init(&x->cv)) {
+      x->streaming = false;
+      code = NNRPC_RESOURCE_EXHAUSTED;
+      why = "server out of resources";
+      goto reject;
+    }
+  }
   /* The header was only needed until here: start the arena afresh for the
    * request and reply. */
   nnrpc__arena_free(&x->arena);
@@ -596,6 +666,35 @@ static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrp
   x->payload = f->payload;
   x->payload_len = f->payload_len;
   s->active++;
+  if (x->streaming) {
+    if (s->o.stream_window > INITIAL_WINDOW) { /* open our receive window fully */
+      uint8_t w[4];
+      nnrpc__put32(w, s->o.stream_window - INITIAL_WINDOW);
+      outframe *o = make_frame(NNRPC_F_WINDOW, 0, x->id, NULL, NULL, 0, w, 4);
+      if (o) conn_enqueue(c, o);
+    }
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    x->running = true;
+    s->stream_threads++;
+    if (pthread_create(&t, &a, stream_main, x)) { /* ends at once: the status says why */
+      s->stream_threads--;
+      x->forced_code = NNRPC_RESOURCE_EXHAUSTED;
+      x->forced_why = "server cannot start a thread for the stream";
+      atomic_store(&x->cancelled, true);
+      x->qnext = NULL;
+      if (s->qtail)
+        s->qtail->qnext = x;
+      else
+        s->qhead = x;
+      s->qtail = x;
+      pthread_cond_signal(&s->work_cv);
+    }
+    pthread_attr_destroy(&a);
+    return;
+  }
   x->qnext = NULL;
   if (s->qtail)
     s->qtail->qnext = x;
@@ -610,6 +709,62 @@ reject:
   free(x->headers.e);
   nnrpc__arena_free(&x->arena);
   free(x);
+}
+
+/* Ends a streaming call on the runtime's behalf (flow-control violation,
+ * oversized or undecodable message): the client gets `code`. mu held. */
+static void force_locked(nnrpc_ctx *x, int code, const char *why, nnrpc_ctx **fire) {
+  if (!x->forced_code) {
+    x->forced_code = code;
+    x->forced_why = why;
+  }
+  cancel_locked(x, fire);
+}
+
+/* MESSAGE / HALF_CLOSE / WINDOW frames of a client stream. mu held. */
+static void on_stream_frame_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrpc__rxbuf *rx,
+                                   nnrpc_ctx **fire) {
+  nnrpc_ctx *x = (nnrpc_ctx *)nnrpc__hmap_get(&s->calls, c->node.k1, f->call_id);
+  if (!x || !x->streaming || atomic_load(&x->cancelled)) return; /* late frames of ended calls */
+  if (f->type == NNRPC_F_WINDOW) {
+    if (f->payload_len == 4) {
+      x->send_credit += nnrpc__get32(f->payload);
+      pthread_cond_broadcast(&x->cv);
+    }
+    return;
+  }
+  if (f->type == NNRPC_F_MESSAGE) {
+    nnrpc_method_kind k = x->rt->m->kind;
+    if (x->half_closed || (k != NNRPC_CLIENT_STREAMING && k != NNRPC_BIDI_STREAMING)) {
+      force_locked(x, NNRPC_INVALID_ARGUMENT, "stream message after half-close or on a call that takes none", fire);
+      return;
+    }
+    if (f->payload_len > s->o.max_recv_msg) {
+      force_locked(x, NNRPC_RESOURCE_EXHAUSTED, "stream message larger than the server's max_recv_msg", fire);
+      return;
+    }
+    /* The client may send while it has credit, so one message past the window. */
+    size_t window = s->o.stream_window > INITIAL_WINDOW ? s->o.stream_window : INITIAL_WINDOW;
+    if (x->in_bytes + x->uncredited + MSG_COST(f->payload_len) > window + MSG_COST(s->o.max_recv_msg)) {
+      force_locked(x, NNRPC_RESOURCE_EXHAUSTED, "client overran the stream's flow-control window", fire);
+      return;
+    }
+    inmsg *m = malloc(sizeof *m);
+    if (!m) {
+      force_locked(x, NNRPC_RESOURCE_EXHAUSTED, "server out of memory", fire);
+      return;
+    }
+    nnrpc__rxbuf_ref(rx);
+    *m = (inmsg){NULL, rx, f->payload, f->payload_len};
+    if (x->in_tail)
+      x->in_tail->next = m;
+    else
+      x->in_head = m;
+    x->in_tail = m;
+    x->in_bytes += MSG_COST(f->payload_len);
+  }
+  if (f->type == NNRPC_F_HALF_CLOSE || (f->flags & NNRPC_FF_END_STREAM)) x->half_closed = true;
+  pthread_cond_broadcast(&x->cv);
 }
 
 /* A PING frame: answer with the listed call ids this server does not know. mu held. */
@@ -664,6 +819,11 @@ static void handle_message(nnrpc_server *s, void *body, size_t len, const uint8_
     }
     case NNRPC_F_PING:
       on_ping_locked(s, c, &f);
+      break;
+    case NNRPC_F_MESSAGE:
+    case NNRPC_F_HALF_CLOSE:
+    case NNRPC_F_WINDOW:
+      on_stream_frame_locked(s, c, &f, rx, &fire);
       break;
     default: /* unknown or unexpected frame types are ignored */
       break;
@@ -797,6 +957,7 @@ static void wait_until(nnrpc_server *s, int64_t deadline_us, bool (*done)(nnrpc_
   }
 }
 static bool no_active(nnrpc_server *s) { return s->active == 0; }
+static bool no_stream_threads(nnrpc_server *s) { return s->stream_threads == 0; }
 static bool drained(nnrpc_server *s) { return queues_empty_locked(s); }
 
 NNRPC_API void nnrpc_server_shutdown(nnrpc_server *s, int64_t grace_ms) {
@@ -818,6 +979,7 @@ NNRPC_API void nnrpc_server_shutdown(nnrpc_server *s, int64_t grace_ms) {
     pthread_mutex_lock(&s->mu);
     wait_until(s, INT64_MAX, no_active);
   }
+  wait_until(s, INT64_MAX, no_stream_threads); /* they touch s until their last unlock */
   /* Let the last replies reach their clients (bounded: a dead client never acks). */
   wait_until(s, nnrpc__now_us() + 1000 * 1000, drained);
   s->state = SRV_STOPPED;
@@ -933,6 +1095,81 @@ NNRPC_API int nnrpc_ctx_fail(nnrpc_ctx *x, int code, const char *fmt, ...) {
   free(x->err_msg);
   x->err_msg = strdup(buf);
   return code;
+}
+
+NNRPC_API int nnrpc_ctx_read(nnrpc_ctx *x, ProtobufCMessage **msg) {
+  if (msg) *msg = NULL;
+  if (!x || !msg || !x->streaming) return 0;
+  nnrpc_server *s = x->srv;
+  conn *c = x->conn;
+  pthread_mutex_lock(&s->mu);
+  while (!x->in_head && !x->half_closed && !atomic_load(&x->cancelled)) pthread_cond_wait(&x->cv, &s->mu);
+  inmsg *m = atomic_load(&x->cancelled) ? NULL : x->in_head;
+  outframe *credit = NULL;
+  if (m) {
+    x->in_head = m->next;
+    if (!x->in_head) x->in_tail = NULL;
+    x->in_bytes -= MSG_COST(m->len);
+    x->uncredited += MSG_COST(m->len);
+    /* Return credit in batches of half a window: one WINDOW frame per
+     * message would double the frames of a small-message stream. */
+    if (x->uncredited >= s->o.stream_window / 2 && !c->dead) {
+      uint8_t w[4];
+      nnrpc__put32(w, (uint32_t)x->uncredited);
+      credit = make_frame(NNRPC_F_WINDOW, 0, x->id, NULL, NULL, 0, w, 4);
+      if (credit) {
+        x->uncredited = 0;
+        conn_enqueue(c, credit);
+      }
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (credit) conn_flush(s, c);
+  if (!m) return 0;
+  nnrpc__budget b;
+  nnrpc__budget_init(&b, s->o.max_decode_bytes);
+  bool too_deep;
+  const char *why = NULL;
+  *msg = nnrpc__decode(x->rt->m->input, m->p, m->len, s->o.max_decode_depth, &b.pb, &too_deep, &why);
+  nnrpc__rxbuf_unref(m->rx);
+  free(m);
+  if (*msg) return 1;
+  nnrpc_ctx *fire = NULL;
+  pthread_mutex_lock(&s->mu);
+  force_locked(x, b.over ? NNRPC_RESOURCE_EXHAUSTED : NNRPC_INVALID_ARGUMENT,
+               b.over ? "stream message exceeds max_decode_bytes when decoded"
+                      : "stream message cannot be decoded (malformed or nested too deep)",
+               &fire);
+  pthread_mutex_unlock(&s->mu);
+  run_cancel_callbacks(fire);
+  return 0;
+}
+
+NNRPC_API int nnrpc_ctx_write(nnrpc_ctx *x, const ProtobufCMessage *msg) {
+  if (!x || !msg || !x->streaming) return NNRPC_INVALID_ARGUMENT;
+  nnrpc_method_kind k = x->rt->m->kind;
+  if ((k != NNRPC_SERVER_STREAMING && k != NNRPC_BIDI_STREAMING) || msg->descriptor != x->rt->m->output)
+    return NNRPC_INVALID_ARGUMENT;
+  nnrpc_server *s = x->srv;
+  size_t size = protobuf_c_message_get_packed_size(msg);
+  if (size > s->o.max_send_msg || (x->max_reply && size > x->max_reply)) return NNRPC_RESOURCE_EXHAUSTED;
+  outframe *f = make_frame(NNRPC_F_MESSAGE, 0, x->id, NULL, msg, size, NULL, 0);
+  if (!f) return NNRPC_RESOURCE_EXHAUSTED;
+  conn *c = x->conn;
+  pthread_mutex_lock(&s->mu);
+  while (x->send_credit <= 0 && !atomic_load(&x->cancelled)) pthread_cond_wait(&x->cv, &s->mu);
+  bool ok = !atomic_load(&x->cancelled) && !c->dead;
+  if (ok) {
+    x->send_credit -= (int64_t)MSG_COST(size);
+    conn_enqueue(c, f);
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (!ok) {
+    free_frames(f);
+    return NNRPC_CANCELLED;
+  }
+  conn_flush(s, c);
+  return NNRPC_OK;
 }
 
 NNRPC_API void nnrpc_ctx_finish(nnrpc_ctx *x, int code) {

@@ -7,8 +7,8 @@
 #include <nnrpc/nnrpc.h>
 #include "empty_service.pb-c.h"
 
-#if NNRPC_API_VERSION != 1
-#error "empty_service.nnrpc.h was generated for nnrpc API version 1: regenerate it"
+#if NNRPC_API_VERSION != 2
+#error "empty_service.nnrpc.h was generated for nnrpc API version 2: regenerate it"
 #endif
 
 PROTOBUF_C__BEGIN_DECLS

@@ -7,8 +7,8 @@
 #include <nnrpc/nnrpc.h>
 #include "helloworld.pb-c.h"
 
-#if NNRPC_API_VERSION != 1
-#error "helloworld.nnrpc.h was generated for nnrpc API version 1: regenerate it"
+#if NNRPC_API_VERSION != 2
+#error "helloworld.nnrpc.h was generated for nnrpc API version 2: regenerate it"
 #endif
 
 PROTOBUF_C__BEGIN_DECLS

@@ -10,8 +10,8 @@
 #include "google/protobuf/empty.pb-c.h"
 #include "renamed.pb-c.h"
 
-#if NNRPC_API_VERSION != 1
-#error "nopkg.nnrpc.h was generated for nnrpc API version 1: regenerate it"
+#if NNRPC_API_VERSION != 2
+#error "nopkg.nnrpc.h was generated for nnrpc API version 2: regenerate it"
 #endif
 
 #ifndef NNRPC_DEPRECATED

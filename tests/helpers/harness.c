@@ -115,12 +115,85 @@ static int counter_next(nnrpc_ctx *ctx, const NnrpcTest__EchoRequest *req, Nnrpc
   return NNRPC_OK;
 }
 
+/* ---------------------------------------------------------------- Streamer */
+
+static int stream_end(nnrpc_ctx *ctx, th_server *t, int code) {
+  if (nnrpc_ctx_is_cancelled(ctx)) {
+    atomic_fetch_add(&t->streams_cancelled, 1);
+    code = NNRPC_CANCELLED;
+  }
+  atomic_fetch_add(&t->streams_ended, 1);
+  return code;
+}
+
+static int sum(nnrpc_ctx *ctx, NnrpcStreamTest__Total *reply) {
+  th_server *t = nnrpc_ctx_user_data(ctx);
+  atomic_fetch_add(&t->streams_started, 1);
+  NnrpcStreamTest__Num *m;
+  while (nnrpc_stream_test__streamer__sum__recv(ctx, &m)) {
+    bool fail = m->fail;
+    uint32_t delay = m->delay_ms;
+    reply->sum += m->value;
+    nnrpc_stream_test__num__free_unpacked(m, NULL);
+    if (fail)
+      return stream_end(ctx, t, nnrpc_ctx_fail(ctx, NNRPC_FAILED_PRECONDITION, "fail requested after %llu",
+                                               (unsigned long long)reply->count));
+    reply->count++;
+    if (delay) th_sleep_ms((int)delay);
+  }
+  return stream_end(ctx, t, NNRPC_OK);
+}
+
+static int range(nnrpc_ctx *ctx, const NnrpcStreamTest__RangeRequest *req) {
+  th_server *t = nnrpc_ctx_user_data(ctx);
+  atomic_fetch_add(&t->streams_started, 1);
+  uint8_t *buf = req->payload_size ? malloc(req->payload_size) : NULL;
+  for (size_t i = 0; i < req->payload_size; i++) buf[i] = th_pattern((uint64_t)req->start, i);
+  int rc = NNRPC_OK;
+  for (uint64_t i = 0; req->forever || i < req->count; i++) {
+    if (req->fail_after && i == req->fail_after) {
+      rc = nnrpc_ctx_fail(ctx, req->fail_code, "failing after %llu messages", (unsigned long long)i);
+      break;
+    }
+    if (req->delay_ms) th_sleep_ms((int)req->delay_ms);
+    NnrpcStreamTest__Num n = NNRPC_STREAM_TEST__NUM__INIT;
+    n.value = req->start + (int64_t)i;
+    n.payload = (ProtobufCBinaryData){req->payload_size, buf};
+    rc = nnrpc_stream_test__streamer__range__send(ctx, &n);
+    if (rc != NNRPC_OK) break;
+  }
+  free(buf);
+  return stream_end(ctx, t, rc);
+}
+
+static int chat(nnrpc_ctx *ctx) {
+  th_server *t = nnrpc_ctx_user_data(ctx);
+  atomic_fetch_add(&t->streams_started, 1);
+  NnrpcStreamTest__Num *m;
+  int rc = NNRPC_OK;
+  while (rc == NNRPC_OK && nnrpc_stream_test__streamer__chat__recv(ctx, &m)) {
+    if (m->fail) {
+      rc = nnrpc_ctx_fail(ctx, NNRPC_ABORTED, "fail requested at %lld", (long long)m->value);
+    } else {
+      if (m->delay_ms) th_sleep_ms((int)m->delay_ms);
+      NnrpcStreamTest__Num n = NNRPC_STREAM_TEST__NUM__INIT;
+      n.value = m->value;
+      n.payload = m->payload;
+      rc = nnrpc_stream_test__streamer__chat__send(ctx, &n);
+    }
+    nnrpc_stream_test__num__free_unpacked(m, NULL);
+  }
+  return stream_end(ctx, t, rc);
+}
+
 static th_server *server_new(const nnrpc_server_opts *opts) {
   th_server *t = calloc(1, sizeof *t);
   if (!t) return NULL;
   NnrpcTest__Echo_Handlers eh = {.echo = echo, .nest = nest};
   NnrpcTest__Counter_Handlers ch = {.next = counter_next};
+  NnrpcStreamTest__Streamer_Handlers sh = {.sum = sum, .range = range, .chat = chat};
   if (nnrpc_server_open(&t->srv, opts) || nnrpc_test__echo__handlers__register(t->srv, &eh, t) ||
+      nnrpc_stream_test__streamer__handlers__register(t->srv, &sh, t) ||
       nnrpc_test__counter__handlers__register(t->srv, &ch, t)) {
     nnrpc_server_close(t->srv);
     free(t);

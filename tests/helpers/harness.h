@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "stream_test.nnrpc.h"
 #include "test.nnrpc.h"
 
 int64_t th_now_ms(void);
@@ -28,9 +29,13 @@ typedef struct th_server {
   atomic_int cancelled;  /* slow handlers that saw nnrpc_ctx_is_cancelled */
   atomic_int running;    /* handlers running now */
   atomic_int counter;    /* Counter.Next state */
+  atomic_int streams_started;   /* Streamer handlers entered */
+  atomic_int streams_ended;     /* ... and returned */
+  atomic_int streams_cancelled; /* ... that found their call cancelled */
 } th_server;
 
-/* Opens a server with both test services, listens on a fresh URL of
+/* Opens a server with the test services (Echo, Counter, and Streamer from
+ * tests/protos/stream_test.proto), listens on a fresh URL of
  * `scheme` and starts it. opts may be NULL. Fails the test on error. */
 th_server *th_server_start(const char *scheme, const nnrpc_server_opts *opts);
 /* The same on a given URL, without cmocka asserts (usable outside a test,

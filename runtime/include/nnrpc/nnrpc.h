@@ -297,8 +297,9 @@ int nnrpc_stream_close_send(nnrpc_stream *st);
  * *msg (caller-owned: protobuf_c_message_free_unpacked(*msg, NULL)), or 0 with
  * *msg NULL when the stream is over: the server finished, or the call failed
  * (deadline, cancel, connection lost, undecodable message).
- * nnrpc_stream_finish then tells which. Messages the server sent before an
- * error status are still read first. */
+ * nnrpc_stream_finish then tells which. Messages the server sent before its
+ * final status (even an error) are still read first; after a local end
+ * (cancel, deadline, lost connection) reads return 0 at once. */
 int nnrpc_stream_read(nnrpc_stream *st, ProtobufCMessage **msg);
 
 /* Ends the call now with CANCELLED and tells the server. Any thread, any

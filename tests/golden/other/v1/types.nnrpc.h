@@ -7,8 +7,8 @@
 #include <nnrpc/nnrpc.h>
 #include "other/v1/types.pb-c.h"
 
-#if NNRPC_API_VERSION != 1
-#error "other/v1/types.nnrpc.h was generated for nnrpc API version 1: regenerate it"
+#if NNRPC_API_VERSION != 2
+#error "other/v1/types.nnrpc.h was generated for nnrpc API version 2: regenerate it"
 #endif
 
 PROTOBUF_C__BEGIN_DECLS

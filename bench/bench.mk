@@ -20,9 +20,19 @@ $(BENCH_DIR)/nn-floor-server: $(BENCH_DIR)/nn_floor_server.o $(BENCH_COMMON)
 $(BENCH_DIR)/nn-floor-client: $(BENCH_DIR)/nn_floor_client.o $(BENCH_COMMON)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lnanomsg -lpthread
-BENCH_BINS := $(addprefix $(BENCH_DIR)/,nnrpc-bench-server nnrpc-bench-client nn-floor-server nn-floor-client)
+$(BENCH_DIR)/stream-client: $(BENCH_DIR)/stream_client.o $(BENCH_COMMON) $(BENCH_DIR)/gen/echo.pb-c.o $(BENCH_DIR)/gen/echo.nnrpc.o $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+$(BENCH_DIR)/nn-push: $(BENCH_DIR)/nn_push.o $(BENCH_COMMON)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lnanomsg -lpthread
+BENCH_BINS := $(addprefix $(BENCH_DIR)/,nnrpc-bench-server nnrpc-bench-client nn-floor-server nn-floor-client \
+  stream-client nn-push)
 bench-bins: $(BENCH_BINS)
-.PHONY: bench-bins quickbench
+.PHONY: bench-bins quickbench streambench
 # A quick same-run comparison (not part of make test): 32 B at concurrency 1 and 64 over tcp.
 quickbench: $(BENCH_BINS)
 	$(Q)tools/quickbench.sh $(BENCH_DIR)
+# Server-streaming throughput of 32 B messages against a bare nanomsg PUSH/PULL stream.
+streambench: $(BENCH_BINS)
+	$(Q)tools/streambench.sh $(BENCH_DIR)

@@ -1,6 +1,7 @@
 # nnrpc — top-level build. Everything goes out of tree into $(BUILD).
 #   make            library, plugin, examples, tests
 #   make demo       run the helloworld server and client
+#   make demo-route run the route_guide server and client (streaming)
 #   make test       run the whole test suite (each binary under a timeout)
 #   make asan       the suite under AddressSanitizer + UBSan (build/asan)
 #   make valgrind   the suite under valgrind memcheck, leaks are errors
@@ -118,7 +119,23 @@ $(ASY)/%.o: examples/async/%.c $(HW)/gen/helloworld.nnrpc.h $(HW)/gen/helloworld
 $(ASY)/async_server $(ASY)/async_client: $(ASY)/%: $(ASY)/%.o $(HW_GEN_OBJS) $(LIB_A)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
-EXAMPLES := $(HW)/greeter_server $(HW)/greeter_client $(ASY)/async_server $(ASY)/async_client
+# examples/route_guide: one method of each kind (unary, server, client and
+# bidirectional streaming) over a database the example generates itself
+RG := $(BUILD)/examples/route_guide
+$(eval $(call nnrpc_proto_rule,examples/route_guide/route_guide.proto,$(RG)/gen))
+RG_GEN_OBJS := $(RG)/gen/route_guide.pb-c.o $(RG)/gen/route_guide.nnrpc.o
+$(RG)/gen/%.o: $(RG)/gen/%.c
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_ALL) $(INC) -I$(RG)/gen -c $< -o $@
+$(RG)/%.o: examples/route_guide/%.c $(RG)/gen/route_guide.nnrpc.h $(RG)/gen/route_guide.pb-c.h
+	$(call say,CC,$<)
+	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS_ALL) $(INC) -I$(RG)/gen -c $< -o $@
+# -lm: the server's haversine distance
+$(RG)/route_guide_server $(RG)/route_guide_client: $(RG)/%: $(RG)/%.o $(RG)/route_guide_db.o $(RG_GEN_OBJS) $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) -lm
+EXAMPLES := $(HW)/greeter_server $(HW)/greeter_client $(ASY)/async_server $(ASY)/async_client \
+  $(RG)/route_guide_server $(RG)/route_guide_client
 
 # ---------------------------------------------------------------- tests
 include tests/tests.mk
@@ -126,7 +143,7 @@ include bench/bench.mk
 include codegen/codegen.mk
 
 # ---------------------------------------------------------------- top-level targets
-.PHONY: all lib plugin examples demo demo-async test asan valgrind clean regen-golden
+.PHONY: all lib plugin examples demo demo-async demo-route test asan valgrind clean regen-golden
 .DEFAULT_GOAL := all
 all: lib plugin examples tests
 lib: $(LIB_A) $(LIB_SO)
@@ -138,6 +155,10 @@ demo: all
 
 demo-async: all
 	$(Q)tools/demo-async.sh $(ASY)
+
+# only the two programs: the demo needs neither the suite nor the other examples
+demo-route: $(RG)/route_guide_server $(RG)/route_guide_client
+	$(Q)tools/demo-route.sh $(RG)
 
 test: all
 	$(Q)BUILD=$(BUILD) TEST_WRAPPER="$(TEST_WRAPPER)" tests/run.sh $(TEST_BINS)

@@ -771,7 +771,7 @@ static void test_metadata_get_at_count_clear_keep_order_and_first_match(void **s
   assert_int_equal(nnrpc_metadata_count(md), 0);
   assert_null(nnrpc_metadata_get(md, "a", NULL));
   for (int i = 0; i < 10; i++) { /* grows past the first allocation */
-    char v[8];
+    char v[16];
     snprintf(v, sizeof v, "v%d", i);
     assert_int_equal(nnrpc_metadata_add_str(md, i % 2 ? "odd" : "even", v), NNRPC_OK);
   }

@@ -930,5 +930,6 @@ int main(void) {
       T(cancel_from_another_connection_does_not_touch_its_calls),
       T(valid_calls_all_succeed_while_another_client_sends_junk),
   };
+  if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -195,5 +195,6 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_server_cancels_calls_of_a_vanished_client),
       cmocka_unit_test(test_slow_handler_on_live_server_is_not_declared_unavailable),
   };
+  if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -726,5 +726,6 @@ int main(void) {
       cmocka_unit_test(test_shutdown_past_grace_cancels_handlers_and_clients_hear_it),
       cmocka_unit_test(test_channel_close_fails_blocked_calls_with_cancelled),
   };
+  if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

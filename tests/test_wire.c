@@ -921,5 +921,6 @@ int main(void) {
       cmocka_unit_test(test_code_from_name_round_trips_any_case_and_decimal),
       cmocka_unit_test(test_code_from_name_returns_minus_1_for_junk),
   };
+  if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

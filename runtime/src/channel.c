@@ -12,6 +12,7 @@
  * UNAVAILABLE. No answer to a ping within keepalive_timeout_ms fails every
  * call in flight with UNAVAILABLE.
  */
+#define _GNU_SOURCE /* ppoll: the deferred ack needs sub-millisecond waits */
 #include "callhdr.h"
 #include "wire.h"
 
@@ -25,6 +26,9 @@
 #include <unistd.h>
 
 #define MAX_PING_IDS 8192
+/* How long the ack of a message that left no call in flight may wait to
+ * ride on the next message to the server (usually the caller's next CALL). */
+#define ACK_DELAY_US 200
 #define INITIAL_WINDOW 65536u
 /* Flow-control cost of a stream message: its frame, so empty messages count. */
 #define MSG_COST(len) ((size_t)(len) + NNRPC_FRAME_HDR_LEN)
@@ -101,8 +105,15 @@ struct nnrpc_channel {
   size_t nheap, capheap;
   ccall *sq_head, *sq_tail;       /* async CALL messages not yet accepted by nanomsg */
   ccall *done_head, *done_tail;   /* async completions to deliver */
+  /* Hints for the receiver thread, written under mu: it skips taking mu
+   * for work that is not there (the lock ping-pong with callers woken from
+   * their condition variable cost several futex calls per call). */
+  atomic_bool has_done, has_sq;
+  atomic_size_t heap_n;
   /* receiver-thread state */
-  uint32_t ack_owed;
+  atomic_uint ack_owed;  /* seq of a server message not yet acknowledged; 0: none */
+  int64_t ack_due_us;    /* receiver thread: when a deferred ack must go out alone */
+  bool send_blocked;     /* receiver thread: nanomsg refused a send; poll for writability */
   uint64_t ping_count;
   int64_t last_ping_us, last_rx_us;
   bool ping_outstanding;
@@ -134,9 +145,23 @@ static void wake(nnrpc_channel *ch) {
 
 /* Sends one message without blocking past deadline_us. Takes ownership of
  * msg (an nn_allocmsg buffer) on success only. Returns 0 or an nnrpc code. */
+/* nn_send (non-blocking) of a client message with the owed ack, if any,
+ * written into its envelope: acks ride on calls instead of costing a message
+ * of their own. 0 or -1 (errno); on failure the ack is owed again. */
+static int send_with_ack(nnrpc_channel *ch, void **msg) {
+  uint32_t a = atomic_exchange(&ch->ack_owed, 0);
+  nnrpc__put32((uint8_t *)*msg + NNRPC_REQID_LEN + 4, a);
+  if (nn_send(ch->sock, msg, NN_MSG, NN_DONTWAIT) >= 0) return 0;
+  int e = errno;
+  unsigned zero = 0;
+  if (a) atomic_compare_exchange_strong(&ch->ack_owed, &zero, a);
+  errno = e;
+  return -1;
+}
+
 static int send_msg(nnrpc_channel *ch, void *msg, int64_t deadline_us) {
   for (;;) {
-    if (nn_send(ch->sock, &msg, NN_MSG, NN_DONTWAIT) >= 0) return NNRPC_OK;
+    if (send_with_ack(ch, &msg) == 0) return NNRPC_OK;
     if (errno != EAGAIN) return errno == EBADF || errno == ETERM ? NNRPC_CANCELLED : NNRPC_UNAVAILABLE;
     int64_t left = deadline_us == NNRPC_NO_DEADLINE ? 100000 : deadline_us - nnrpc__now_us();
     if (left <= 0) return NNRPC_DEADLINE_EXCEEDED;
@@ -229,6 +254,7 @@ static int heap_add(nnrpc_channel *ch, ccall *c) {
   }
   c->heap_i = ch->nheap;
   ch->heap[ch->nheap++] = c;
+  atomic_store(&ch->heap_n, ch->nheap);
   heap_fix(ch, c->heap_i);
   return 0;
 }
@@ -237,6 +263,7 @@ static void heap_del(nnrpc_channel *ch, ccall *c) {
   size_t i = c->heap_i;
   if (i == SIZE_MAX) return;
   c->heap_i = SIZE_MAX;
+  atomic_store(&ch->heap_n, ch->nheap - 1);
   if (i != --ch->nheap) {
     ch->heap[i] = ch->heap[ch->nheap];
     ch->heap[i]->heap_i = i;
@@ -256,6 +283,7 @@ static void sq_remove(nnrpc_channel *ch, ccall *c) {
   else
     ch->sq_tail = c->sq_prev;
   c->sq_prev = c->sq_next = NULL;
+  atomic_store(&ch->has_sq, ch->sq_head != NULL);
 }
 
 /* Completes a call. code < 0: a STATUS frame was stored in c->f/rx. */
@@ -286,6 +314,7 @@ static void complete_locked(nnrpc_channel *ch, ccall *c, int code, const char *w
   else
     ch->done_head = c;
   ch->done_tail = c;
+  atomic_store(&ch->has_done, true);
 }
 
 static void fail_all_locked(nnrpc_channel *ch, int code, const char *why, bool only_sent) {
@@ -314,9 +343,11 @@ static void cq_push(nnrpc_cq *q, ccall *c) {
 
 /* Receive thread: hands completed async calls to their callback or queue. */
 static void deliver(nnrpc_channel *ch) {
+  if (!atomic_load(&ch->has_done)) return;
   pthread_mutex_lock(&ch->mu);
   ccall *c = ch->done_head;
   ch->done_head = ch->done_tail = NULL;
+  atomic_store(&ch->has_done, false);
   pthread_mutex_unlock(&ch->mu);
   while (c) {
     ccall *next = c->next_done;
@@ -373,18 +404,19 @@ static uint64_t on_stream_frame_locked(nnrpc_channel *ch, const nnrpc__frame *f,
   return f->call_id;
 }
 
-static void on_message(nnrpc_channel *ch, void *body, size_t len) {
+/* Routes one server message. Returns whether its ack is urgent. */
+static bool on_message(nnrpc_channel *ch, void *body, size_t len) {
   uint32_t seq;
   if (nnrpc__env_get(body, len, &seq)) {
     nn_freemsg(body);
-    return;
+    return false;
   }
   nnrpc__rxbuf *rx = nnrpc__rxbuf_new(body, len);
   if (!rx) {
     nn_freemsg(body);
-    return;
+    return false;
   }
-  ch->ack_owed = seq; /* acked right after routing */
+  atomic_store(&ch->ack_owed, seq);
   uint64_t cancel_ids[8];
   size_t ncancel = 0;
   pthread_mutex_lock(&ch->mu);
@@ -412,28 +444,39 @@ static void on_message(nnrpc_channel *ch, void *body, size_t len) {
       if (id && ncancel < sizeof cancel_ids / sizeof *cancel_ids) cancel_ids[ncancel++] = id;
     }
   }
+  /* With calls still in flight the server may have more for us: ack at
+   * once. With none, it has nothing to send until our next message, which
+   * carries the ack (after ACK_DELAY_US at the latest, alone). */
+  bool urgent = ch->calls.n > 0;
   pthread_mutex_unlock(&ch->mu);
   nnrpc__rxbuf_unref(rx);
   for (size_t i = 0; i < ncancel; i++) send_small(ch, NNRPC_F_CANCEL, cancel_ids[i], NULL, 0);
+  return urgent;
 }
 
+/* Sends the owed ack on its own (receiver thread). */
 static void send_ack(nnrpc_channel *ch) {
-  if (!ch->ack_owed) return;
+  ch->ack_due_us = 0;
+  if (!atomic_load(&ch->ack_owed)) return;
   void *msg;
-  if (!new_msg(0, ch->ack_owed, &msg)) return;
-  if (nn_send(ch->sock, &msg, NN_MSG, NN_DONTWAIT) >= 0)
-    ch->ack_owed = 0;
-  else
+  if (!new_msg(0, 0, &msg)) return;
+  if (send_with_ack(ch, &msg)) {
     nn_freemsg(msg); /* pipe busy: retried when it is writable */
+    ch->send_blocked = true;
+  }
 }
 
 /* Hands queued async CALL messages to nanomsg while it accepts them. */
 static void flush_sendq(nnrpc_channel *ch) {
+  if (!atomic_load(&ch->has_sq)) return;
   pthread_mutex_lock(&ch->mu);
   while (ch->sq_head) {
     ccall *c = ch->sq_head;
     void *msg = c->queued_msg;
-    if (nn_send(ch->sock, &msg, NN_MSG, NN_DONTWAIT) < 0) break;
+    if (send_with_ack(ch, &msg) < 0) {
+      ch->send_blocked = true;
+      break;
+    }
     c->queued_msg = NULL;
     sq_remove(ch, c);
     c->sent = true;
@@ -449,6 +492,7 @@ static int expire(nnrpc_channel *ch, int cap_ms) {
   uint64_t cancel_ids[64];
   size_t ncancel;
   int next_ms = cap_ms;
+  if (atomic_load(&ch->heap_n) == 0) return cap_ms; /* blocking calls time out by themselves */
   do {
     ncancel = 0;
     int64_t now = nnrpc__now_us();
@@ -470,6 +514,8 @@ static int expire(nnrpc_channel *ch, int cap_ms) {
 
 static void keepalive(nnrpc_channel *ch) {
   int64_t now = nnrpc__now_us();
+  /* Nothing due (these fields belong to this thread): skip the lock. */
+  if (!ch->ping_outstanding && now - ch->last_ping_us < ch->o.keepalive_ms * 1000) return;
   pthread_mutex_lock(&ch->mu);
   if (ch->nsent == 0) {
     ch->ping_outstanding = false;
@@ -509,9 +555,17 @@ static void *rx_main(void *arg) {
   int cap = (int)(ch->o.keepalive_ms < 100 ? ch->o.keepalive_ms : 100);
   int timeout = cap;
   while (!atomic_load(&ch->stop)) {
-    bool want_send = ch->ack_owed || ch->sq_head; /* racy read: only picks the poll set */
+    /* sndfd only after a refused send: it is readable whenever sending is possible */
+    bool want_send = ch->send_blocked || ch->sq_head; /* racy read: only picks the poll set */
     struct pollfd p[3] = {{ch->rcvfd, POLLIN, 0}, {ch->wakefd, POLLIN, 0}, {ch->sndfd, POLLIN, 0}};
-    poll(p, want_send ? 3 : 2, timeout);
+    int64_t wait_us = (int64_t)timeout * 1000;
+    if (ch->ack_due_us) {
+      int64_t left = ch->ack_due_us - nnrpc__now_us();
+      if (left < wait_us) wait_us = left > 0 ? left : 0;
+    }
+    struct timespec ts = {(time_t)(wait_us / 1000000), (long)(wait_us % 1000000) * 1000};
+    ppoll(p, want_send ? 3 : 2, &ts, NULL);
+    ch->send_blocked = false;
     if (p[1].revents) {
       uint64_t v;
       ssize_t r = read(ch->wakefd, &v, sizeof v);
@@ -521,16 +575,21 @@ static void *rx_main(void *arg) {
       void *body = NULL;
       int n = nn_recv(ch->sock, &body, NN_MSG, NN_DONTWAIT);
       if (n < 0) break;
-      on_message(ch, body, (size_t)n);
-      send_ack(ch);
+      if (on_message(ch, body, (size_t)n))
+        send_ack(ch);
+      else if (!ch->ack_due_us)
+        ch->ack_due_us = nnrpc__now_us() + ACK_DELAY_US;
     }
-    send_ack(ch);
+    /* An urgent ack nanomsg refused, or a deferred one now due, goes alone. */
+    if (atomic_load(&ch->ack_owed) && (!ch->ack_due_us || nnrpc__now_us() >= ch->ack_due_us)) send_ack(ch);
+    if (!atomic_load(&ch->ack_owed)) ch->ack_due_us = 0; /* a call took it along */
     flush_sendq(ch);
     timeout = expire(ch, cap);
     keepalive(ch);
     deliver(ch);
   }
   deliver(ch); /* completions of the close */
+  send_ack(ch); /* a deferred ack: the server's shutdown waits for it */
   return NULL;
 }
 
@@ -577,6 +636,9 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
   nnrpc__cond_init(&ch->users_cv);
   ch->next_id = 1;
   atomic_init(&ch->stop, false);
+  atomic_init(&ch->has_done, false);
+  atomic_init(&ch->has_sq, false);
+  atomic_init(&ch->heap_n, 0);
   if (ch->wakefd < 0 || nnrpc__hmap_init(&ch->calls) || pthread_create(&ch->thr, NULL, rx_main, ch)) {
     if (ch->wakefd >= 0) close(ch->wakefd);
     nnrpc__hmap_free(&ch->calls);
@@ -826,7 +888,7 @@ NNRPC_API int nnrpc_unary_start(nnrpc_channel *ch, const nnrpc_method *m, const 
   nnrpc__hmap_put(&ch->calls, &c->node);
   if (out) *out = c;
   bool kick = c->heap_i == 0; /* a new earliest deadline */
-  if (!ch->sq_head && nn_send(ch->sock, &msg, NN_MSG, NN_DONTWAIT) >= 0) {
+  if (!ch->sq_head && send_with_ack(ch, &msg) == 0) {
     mark_sent_locked(ch, c);
   } else { /* connection busy or not up yet: the receive thread sends it */
     c->queued_msg = msg;
@@ -836,6 +898,7 @@ NNRPC_API int nnrpc_unary_start(nnrpc_channel *ch, const nnrpc_method *m, const 
     else
       ch->sq_head = c;
     ch->sq_tail = c;
+    atomic_store(&ch->has_sq, true);
     kick = true;
   }
   pthread_mutex_unlock(&ch->mu);

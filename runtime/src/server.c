@@ -1,6 +1,15 @@
-/* The server: one raw REP socket bound to every URL, one receive thread,
- * a pool of workers running handlers, and the send discipline that keeps
- * nanomsg's raw REP from dropping replies (docs/protocol.md, "Send window"):
+/* The server: one raw REP socket bound to every URL, a leader/follower
+ * thread pool, and the send discipline that keeps nanomsg's raw REP from
+ * dropping replies (docs/protocol.md, "Send window").
+ *
+ * Threads (docs/design.md): `workers + 1` pool threads. One, the leader,
+ * receives; when a message brings unary calls and another thread is idle,
+ * the leader hands the socket to it and runs the first call itself, so a call
+ * reaches its handler without a thread switch. With no idle thread the calls
+ * queue and the leader keeps receiving: control frames (acks, pings, cancels)
+ * are always read, even while every worker is busy.
+ *
+ * The send discipline:
  *
  *   - at most one unacknowledged message per connection; the client acks each
  *     message as soon as its receiver has it, so when the ack arrives the
@@ -41,6 +50,7 @@ typedef struct conn {
   bool outstanding; /* that message is not acknowledged yet */
   bool dead;        /* silent past the keepalive timeout: its calls were cancelled */
   int64_t last_rx_ms;
+  int64_t sent_ms;  /* when the last message was handed to nanomsg */
   outframe *qhead, *qtail;
   unsigned ncalls;
 } conn;
@@ -114,7 +124,7 @@ struct nnrpc_server {
   nnrpc_server_opts o;
   int sock;
   pthread_mutex_t mu;      /* everything below except send_mu */
-  pthread_cond_t work_cv;  /* workers wait for calls */
+  pthread_cond_t work_cv;  /* followers wait for calls or for the leadership */
   pthread_cond_t idle_cv;  /* shutdown waits for calls to end / queues to drain */
   pthread_mutex_t send_mu; /* serializes nn_sendmsg (see top of file) */
   svc_entry *svcs;
@@ -127,9 +137,10 @@ struct nnrpc_server {
   int state;
   atomic_bool stop_threads;
   bool threads_started;
-  pthread_t rx_thr;
-  pthread_t *workers;
+  pthread_t *workers;      /* the pool: o.workers + 1 threads */
   unsigned nworkers;
+  bool has_leader;         /* a pool thread is receiving (mu) */
+  unsigned idle;           /* pool threads waiting on work_cv (mu) */
   int wake[2]; /* run() sleeps on it; stop_async writes to it */
   atomic_bool stop_requested;
   int64_t last_tick_ms;
@@ -318,6 +329,7 @@ static void conn_flush(nnrpc_server *s, conn *c) {
   if (!c->qhead) c->qtail = NULL;
   if (++c->seq == 0) c->seq = 1;
   c->outstanding = true;
+  c->sent_ms = nnrpc__now_ms();
   nnrpc__env_put(msg, c->seq);
 
   uint8_t ctl[NN_CMSG_SPACE(sizeof(size_t) + BT_MAX)] __attribute__((aligned(8)));
@@ -546,22 +558,19 @@ static void *stream_main(void *arg) {
   return NULL;
 }
 
-static void *worker_main(void *arg) {
-  nnrpc_server *s = arg;
-  pthread_mutex_lock(&s->mu);
-  for (;;) {
-    while (!s->qhead && !atomic_load(&s->stop_threads)) pthread_cond_wait(&s->work_cv, &s->mu);
-    if (!s->qhead) break;
-    nnrpc_ctx *x = s->qhead;
-    s->qhead = x->qnext;
-    if (!s->qhead) s->qtail = NULL;
-    x->running = true;
-    pthread_mutex_unlock(&s->mu);
-    run_call(s, x);
-    pthread_mutex_lock(&s->mu);
+/* Appends a list of calls (linked by qnext) to the work queue. mu held. */
+static void enqueue_locked(nnrpc_server *s, nnrpc_ctx *list) {
+  while (list) {
+    nnrpc_ctx *next = list->qnext;
+    list->qnext = NULL;
+    if (s->qtail)
+      s->qtail->qnext = list;
+    else
+      s->qhead = list;
+    s->qtail = list;
+    pthread_cond_signal(&s->work_cv);
+    list = next;
   }
-  pthread_mutex_unlock(&s->mu);
-  return NULL;
 }
 
 /* ---------------------------------------------------------------- receiving */
@@ -581,7 +590,9 @@ static conn *get_conn_locked(nnrpc_server *s, const uint8_t *bt, size_t bt_len) 
 }
 
 /* A CALL frame. mu held. */
-static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrpc__rxbuf *rx) {
+/* A CALL frame. A unary call ready to run is appended to *ready. mu held. */
+static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrpc__rxbuf *rx,
+                           nnrpc_ctx ***ready) {
   const char *why = NULL;
   int code = NNRPC_OK;
   if (nnrpc__hmap_get(&s->calls, c->node.k1, f->call_id)) return; /* duplicate id: ignore */
@@ -685,23 +696,14 @@ static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrp
       x->forced_why = "server cannot start a thread for the stream";
       atomic_store(&x->cancelled, true);
       x->qnext = NULL;
-      if (s->qtail)
-        s->qtail->qnext = x;
-      else
-        s->qhead = x;
-      s->qtail = x;
-      pthread_cond_signal(&s->work_cv);
+      enqueue_locked(s, x);
     }
     pthread_attr_destroy(&a);
     return;
   }
   x->qnext = NULL;
-  if (s->qtail)
-    s->qtail->qnext = x;
-  else
-    s->qhead = x;
-  s->qtail = x;
-  pthread_cond_signal(&s->work_cv);
+  **ready = x;
+  *ready = &x->qnext;
   return;
 reject:
   queue_status_locked(c, f->call_id, code, why);
@@ -781,25 +783,28 @@ static void on_ping_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f) {
   if (o) conn_enqueue(c, o);
 }
 
-static void handle_message(nnrpc_server *s, void *body, size_t len, const uint8_t *bt,
-                           size_t bt_len) {
+/* Processes one client message; returns the unary calls it made ready to
+ * run (linked by qnext, in arrival order). */
+static nnrpc_ctx *handle_message(nnrpc_server *s, void *body, size_t len, const uint8_t *bt,
+                                 size_t bt_len) {
+  nnrpc_ctx *ready = NULL, **ready_tail = &ready;
   nnrpc_ctx *fire = NULL;
   uint32_t ack;
   if (bt_len < 4 || bt_len > BT_MAX || nnrpc__env_get(body, len, &ack)) {
     nn_freemsg(body); /* unroutable or not ours: drop */
-    return;
+    return NULL;
   }
   nnrpc__rxbuf *rx = nnrpc__rxbuf_new(body, len);
   if (!rx) {
     nn_freemsg(body);
-    return;
+    return NULL;
   }
   pthread_mutex_lock(&s->mu);
   conn *c = get_conn_locked(s, bt, bt_len);
   if (!c) {
     pthread_mutex_unlock(&s->mu);
     nnrpc__rxbuf_unref(rx);
-    return;
+    return NULL;
   }
   c->last_rx_ms = nnrpc__now_ms();
   c->dead = false;
@@ -810,7 +815,7 @@ static void handle_message(nnrpc_server *s, void *body, size_t len, const uint8_
   while ((r = nnrpc__frame_next(body, len, &off, &f)) == 1) {
     switch (f.type) {
     case NNRPC_F_CALL:
-      on_call_locked(s, c, &f, rx);
+      on_call_locked(s, c, &f, rx, &ready_tail);
       break;
     case NNRPC_F_CANCEL: {
       nnrpc_ctx *x = (nnrpc_ctx *)nnrpc__hmap_get(&s->calls, c->node.k1, f.call_id);
@@ -833,6 +838,7 @@ static void handle_message(nnrpc_server *s, void *body, size_t len, const uint8_
   nnrpc__rxbuf_unref(rx);
   run_cancel_callbacks(fire);
   conn_flush(s, c);
+  return ready;
 }
 
 /* Periodic work: cancel calls of silent clients, forget idle connections. */
@@ -870,37 +876,82 @@ static void tick(nnrpc_server *s) {
   s->last_tick_ms = now;
 }
 
-static void *rx_main(void *arg) {
-  nnrpc_server *s = arg;
-  while (!atomic_load(&s->stop_threads)) {
-    void *body = NULL, *ctl = NULL;
-    struct nn_iovec iov = {&body, NN_MSG};
-    struct nn_msghdr hdr = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-                            .msg_controllen = NN_MSG};
-    int n = nn_recvmsg(s->sock, &hdr, 0);
-    if (n >= 0) {
-      const uint8_t *bt = NULL;
-      size_t bt_len = 0;
-      struct nn_cmsghdr *cm = NN_CMSG_FIRSTHDR(&hdr);
-      while (cm) {
-        if (cm->cmsg_level == PROTO_SP && cm->cmsg_type == SP_HDR &&
-            cm->cmsg_len >= NN_CMSG_LEN(sizeof(size_t))) {
-          memcpy(&bt_len, NN_CMSG_DATA(cm), sizeof bt_len);
-          if (bt_len <= cm->cmsg_len - NN_CMSG_LEN(sizeof(size_t)))
-            bt = NN_CMSG_DATA(cm) + sizeof(size_t);
-          else
-            bt_len = 0;
-          break;
-        }
-        cm = NN_CMSG_NXTHDR(&hdr, cm);
+/* The leader's turn: one receive (at most TICK_MS), then periodic work.
+ * Returns the unary calls that message made ready. */
+static nnrpc_ctx *lead_once(nnrpc_server *s) {
+  nnrpc_ctx *ready = NULL;
+  void *body = NULL, *ctl = NULL;
+  struct nn_iovec iov = {&body, NN_MSG};
+  struct nn_msghdr hdr = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
+                          .msg_controllen = NN_MSG};
+  int n = nn_recvmsg(s->sock, &hdr, 0);
+  if (n >= 0) {
+    const uint8_t *bt = NULL;
+    size_t bt_len = 0;
+    struct nn_cmsghdr *cm = NN_CMSG_FIRSTHDR(&hdr);
+    while (cm) {
+      if (cm->cmsg_level == PROTO_SP && cm->cmsg_type == SP_HDR &&
+          cm->cmsg_len >= NN_CMSG_LEN(sizeof(size_t))) {
+        memcpy(&bt_len, NN_CMSG_DATA(cm), sizeof bt_len);
+        if (bt_len <= cm->cmsg_len - NN_CMSG_LEN(sizeof(size_t)))
+          bt = NN_CMSG_DATA(cm) + sizeof(size_t);
+        else
+          bt_len = 0;
+        break;
       }
-      handle_message(s, body, (size_t)n, bt, bt ? bt_len : 0);
-      if (ctl) nn_freemsg(ctl);
-    } else if (errno == EBADF || errno == ETERM) {
-      break;
+      cm = NN_CMSG_NXTHDR(&hdr, cm);
     }
-    if (nnrpc__now_ms() - s->last_tick_ms >= TICK_MS) tick(s);
+    ready = handle_message(s, body, (size_t)n, bt, bt ? bt_len : 0);
+    if (ctl) nn_freemsg(ctl);
   }
+  if (nnrpc__now_ms() - s->last_tick_ms >= TICK_MS) tick(s);
+  return ready;
+}
+
+/* Every pool thread: lead when nobody does, else run queued calls, else wait. */
+static void *pool_main(void *arg) {
+  nnrpc_server *s = arg;
+  bool leading = false;
+  pthread_mutex_lock(&s->mu);
+  while (!atomic_load(&s->stop_threads)) {
+    if (!leading && !s->has_leader) leading = s->has_leader = true;
+    if (leading) {
+      pthread_mutex_unlock(&s->mu);
+      nnrpc_ctx *ready = lead_once(s);
+      pthread_mutex_lock(&s->mu);
+      if (!ready) continue;
+      nnrpc_ctx *mine = NULL;
+      if (s->idle > 0) { /* a follower takes the socket; this thread runs a call */
+        leading = s->has_leader = false;
+        pthread_cond_signal(&s->work_cv);
+        mine = ready;
+        ready = ready->qnext;
+      }
+      enqueue_locked(s, ready);
+      if (mine) {
+        mine->running = true;
+        pthread_mutex_unlock(&s->mu);
+        run_call(s, mine);
+        pthread_mutex_lock(&s->mu);
+      }
+      continue;
+    }
+    if (s->qhead) {
+      nnrpc_ctx *x = s->qhead;
+      s->qhead = x->qnext;
+      if (!s->qhead) s->qtail = NULL;
+      x->running = true;
+      pthread_mutex_unlock(&s->mu);
+      run_call(s, x);
+      pthread_mutex_lock(&s->mu);
+      continue;
+    }
+    s->idle++;
+    pthread_cond_wait(&s->work_cv, &s->mu);
+    s->idle--;
+  }
+  if (leading) s->has_leader = false;
+  pthread_mutex_unlock(&s->mu);
   return NULL;
 }
 
@@ -916,7 +967,7 @@ NNRPC_API int nnrpc_server_start(nnrpc_server *s) {
   size_t n = 0;
   for (size_t i = 0; i < s->nsvcs; i++) n += s->svcs[i].svc->n_methods;
   s->routes = calloc(n ? n : 1, sizeof *s->routes);
-  s->workers = calloc(s->o.workers, sizeof *s->workers);
+  s->workers = calloc(s->o.workers + 1, sizeof *s->workers);
   if (!s->routes || !s->workers) {
     pthread_mutex_unlock(&s->mu);
     return NNRPC_RESOURCE_EXHAUSTED;
@@ -929,9 +980,9 @@ NNRPC_API int nnrpc_server_start(nnrpc_server *s) {
   s->state = SRV_RUNNING;
   s->last_tick_ms = nnrpc__now_ms();
   atomic_store(&s->stop_threads, false);
-  int rc = pthread_create(&s->rx_thr, NULL, rx_main, s);
-  for (unsigned i = 0; rc == 0 && i < s->o.workers; i++) {
-    rc = pthread_create(&s->workers[i], NULL, worker_main, s);
+  int rc = 0;
+  for (unsigned i = 0; rc == 0 && i < s->o.workers + 1; i++) {
+    rc = pthread_create(&s->workers[i], NULL, pool_main, s);
     if (rc == 0) s->nworkers++;
   }
   s->threads_started = true;
@@ -939,11 +990,16 @@ NNRPC_API int nnrpc_server_start(nnrpc_server *s) {
   return rc == 0 ? NNRPC_OK : NNRPC_INTERNAL;
 }
 
+/* Every reply has left: nothing queued, and each connection's last message
+ * acked or handed to nanomsg long enough ago to be on the wire (an idle
+ * client defers its ack to its next message, which may never come). */
+#define DRAIN_SENT_MS 100
 static bool queues_empty_locked(nnrpc_server *s) {
+  int64_t now = nnrpc__now_ms();
   for (size_t i = 0; i < s->conns.nb; i++)
     for (nnrpc__hnode *n = s->conns.b[i]; n; n = n->next) {
       conn *c = (conn *)n;
-      if (!c->dead && (c->qhead || c->outstanding)) return false;
+      if (!c->dead && (c->qhead || (c->outstanding && now - c->sent_ms < DRAIN_SENT_MS))) return false;
     }
   return true;
 }
@@ -986,7 +1042,6 @@ NNRPC_API void nnrpc_server_shutdown(nnrpc_server *s, int64_t grace_ms) {
   atomic_store(&s->stop_threads, true);
   pthread_cond_broadcast(&s->work_cv);
   pthread_mutex_unlock(&s->mu);
-  pthread_join(s->rx_thr, NULL);
   for (unsigned i = 0; i < s->nworkers; i++) pthread_join(s->workers[i], NULL);
   ssize_t w = write(s->wake[1], "x", 1);
   (void)w;

@@ -319,7 +319,8 @@ nnrpc_status nnrpc_stream_finish(nnrpc_stream *st, ProtobufCMessage **reply, nnr
 typedef struct nnrpc_server nnrpc_server;
 
 typedef struct nnrpc_server_opts {
-  uint32_t workers;               /* handler threads [4] */
+  uint32_t workers;               /* unary handlers running at once [4]; the pool
+                                     has one more thread, which keeps receiving */
   uint32_t max_concurrent_calls;  /* calls accepted and not finished [1000];
                                      past it: RESOURCE_EXHAUSTED */
   size_t max_recv_msg;            /* largest request payload [4 MiB] */

@@ -5,6 +5,12 @@
 int nnrpc__hdr_build(nnrpc__hdr *h, const char *method, uint64_t timeout_us,
                      const nnrpc_metadata *md, uint32_t status, const char *message,
                      uint64_t max_reply) {
+  return nnrpc__hdr_build2(h, method, timeout_us, NULL, md, status, message, max_reply);
+}
+
+int nnrpc__hdr_build2(nnrpc__hdr *h, const char *method, uint64_t timeout_us,
+                      const nnrpc_metadata *md0, const nnrpc_metadata *md, uint32_t status,
+                      const char *message, uint64_t max_reply) {
   nnrpc__wire__call_header__init(&h->pb);
   h->mdv = NULL;
   h->mdp = NULL;
@@ -13,7 +19,7 @@ int nnrpc__hdr_build(nnrpc__hdr *h, const char *method, uint64_t timeout_us,
   h->pb.timeout_us = timeout_us;
   h->pb.status = status;
   h->pb.max_reply_bytes = max_reply;
-  size_t n = md ? md->n : 0;
+  size_t n0 = md0 ? md0->n : 0, n = n0 + (md ? md->n : 0);
   if (n) {
     h->mdv = malloc(n * sizeof *h->mdv);
     h->mdp = malloc(n * sizeof *h->mdp);
@@ -22,10 +28,11 @@ int nnrpc__hdr_build(nnrpc__hdr *h, const char *method, uint64_t timeout_us,
       return -1;
     }
     for (size_t i = 0; i < n; i++) {
+      const struct nnrpc__md_entry *e = i < n0 ? &md0->e[i] : &md->e[i - n0];
       nnrpc__wire__metadata__init(&h->mdv[i]);
-      h->mdv[i].key = md->e[i].key;
-      h->mdv[i].value.data = (uint8_t *)md->e[i].value;
-      h->mdv[i].value.len = md->e[i].len;
+      h->mdv[i].key = e->key;
+      h->mdv[i].value.data = (uint8_t *)e->value;
+      h->mdv[i].value.len = e->len;
       h->mdp[i] = &h->mdv[i];
     }
     h->pb.n_metadata = n;

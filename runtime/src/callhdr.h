@@ -17,6 +17,11 @@ typedef struct nnrpc__hdr {
 int nnrpc__hdr_build(nnrpc__hdr *h, const char *method, uint64_t timeout_us,
                      const nnrpc_metadata *md, uint32_t status, const char *message,
                      uint64_t max_reply);
+/* The same with two metadata lists, md0's entries first (channel-wide
+ * headers, then the call's). */
+int nnrpc__hdr_build2(nnrpc__hdr *h, const char *method, uint64_t timeout_us,
+                      const nnrpc_metadata *md0, const nnrpc_metadata *md, uint32_t status,
+                      const char *message, uint64_t max_reply);
 void nnrpc__hdr_done(nnrpc__hdr *h);
 
 /* Decodes the frame's meta bytes (allocating from `a`) and checks the

@@ -110,6 +110,7 @@ struct nnrpc_channel {
    * their condition variable cost several futex calls per call). */
   atomic_bool has_done, has_sq;
   atomic_size_t heap_n;
+  nnrpc_metadata *call_md;  /* headers of every call (opts.call_headers, bearer_token) */
   /* receiver-thread state */
   atomic_uint ack_owed;  /* seq of a server message not yet acknowledged; 0: none */
   int64_t ack_due_us;    /* receiver thread: when a deferred ack must go out alone */
@@ -199,7 +200,7 @@ static int build_call_msg(nnrpc_channel *ch, ccall *c, const ProtobufCMessage *r
   int64_t left = deadline == NNRPC_NO_DEADLINE ? 0 : deadline - nnrpc__now_us();
   if (deadline != NNRPC_NO_DEADLINE && left < 1) left = 1; /* late: the server says so */
   nnrpc__hdr h;
-  if (nnrpc__hdr_build(&h, c->m->path, (uint64_t)left, hd, 0, NULL, ch->o.max_recv_msg))
+  if (nnrpc__hdr_build2(&h, c->m->path, (uint64_t)left, ch->call_md, hd, 0, NULL, ch->o.max_recv_msg))
     return NNRPC_RESOURCE_EXHAUSTED;
   if (c->stream) h.pb.window = c->window;
   /* A client or bidi stream starts without a message and stays open. */
@@ -607,9 +608,38 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
     free(ch);
     return NNRPC_INVALID_ARGUMENT;
   }
+  /* Channel-wide headers: our own copy, the caller's are only borrowed. */
+  const nnrpc_metadata *ch_md = ch->o.call_headers;
+  const char *token = ch->o.bearer_token;
+  ch->o.call_headers = NULL;
+  ch->o.bearer_token = NULL;
+  if (ch_md || token) {
+    int rc = (ch->call_md = nnrpc_metadata_new()) ? NNRPC_OK : NNRPC_RESOURCE_EXHAUSTED;
+    for (size_t i = 0; ch_md && rc == NNRPC_OK && i < ch_md->n; i++)
+      rc = nnrpc_metadata_add(ch->call_md, ch_md->e[i].key, ch_md->e[i].value, ch_md->e[i].len);
+    if (token && rc == NNRPC_OK) {
+      size_t tl = strlen(token);
+      char *v = malloc(7 + tl + 1);
+      rc = v ? NNRPC_OK : NNRPC_RESOURCE_EXHAUSTED;
+      if (v) {
+        memcpy(v, "Bearer ", 7);
+        memcpy(v + 7, token, tl + 1);
+        rc = nnrpc_metadata_add(ch->call_md, "authorization", v, 7 + tl);
+        free(v);
+      }
+    }
+    if (rc == NNRPC_OK && (ch->call_md->n > ch->o.max_metadata_count || ch->call_md->bytes > ch->o.max_metadata_bytes))
+      rc = NNRPC_INVALID_ARGUMENT;
+    if (rc) {
+      nnrpc_metadata_free(ch->call_md);
+      free(ch);
+      return rc;
+    }
+  }
   ch->wakefd = -1;
   ch->sock = nn_socket(AF_SP_RAW, NN_REQ);
   if (ch->sock < 0) {
+    nnrpc_metadata_free(ch->call_md);
     free(ch);
     return NNRPC_INTERNAL;
   }
@@ -625,6 +655,7 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
   if (nn_connect(ch->sock, url) < 0) {
     int rc = errno == ENOMEM ? NNRPC_RESOURCE_EXHAUSTED : NNRPC_INVALID_ARGUMENT;
     nn_close(ch->sock);
+    nnrpc_metadata_free(ch->call_md);
     free(ch);
     return rc;
   }
@@ -645,6 +676,7 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
     nn_close(ch->sock);
     pthread_mutex_destroy(&ch->mu);
     pthread_cond_destroy(&ch->users_cv);
+    nnrpc_metadata_free(ch->call_md);
     free(ch);
     return NNRPC_INTERNAL;
   }
@@ -666,6 +698,7 @@ NNRPC_API void nnrpc_channel_close(nnrpc_channel *ch) {
   close(ch->wakefd);
   nnrpc__hmap_free(&ch->calls);
   free(ch->heap);
+  nnrpc_metadata_free(ch->call_md);
   pthread_mutex_destroy(&ch->mu);
   pthread_cond_destroy(&ch->users_cv);
   free(ch);
@@ -733,6 +766,13 @@ static int64_t deadline_of(const nnrpc_channel *ch, const nnrpc_call_opts *opts)
   return nnrpc__now_us() + t * 1000;
 }
 
+/* The call's headers and the channel's together, against the limits. */
+static bool headers_too_big(const nnrpc_channel *ch, const nnrpc_metadata *hd) {
+  size_t n = (hd ? hd->n : 0) + (ch->call_md ? ch->call_md->n : 0);
+  size_t bytes = (hd ? hd->bytes : 0) + (ch->call_md ? ch->call_md->bytes : 0);
+  return n > ch->o.max_metadata_count || bytes > ch->o.max_metadata_bytes;
+}
+
 /* Checks a call's arguments; returns the request's packed size via *size. */
 static nnrpc_status check_call(nnrpc_channel *ch, const nnrpc_method *m, const ProtobufCMessage *req,
                                const nnrpc_call_opts *opts, size_t *size) {
@@ -744,7 +784,7 @@ static nnrpc_status check_call(nnrpc_channel *ch, const nnrpc_method *m, const P
   if (m->kind != NNRPC_UNARY)
     return nnrpc__status(NNRPC_INVALID_ARGUMENT, "%s is a streaming method", m->path);
   const nnrpc_metadata *hd = opts ? opts->headers : NULL;
-  if (hd && (hd->n > ch->o.max_metadata_count || hd->bytes > ch->o.max_metadata_bytes))
+  if (headers_too_big(ch, hd))
     return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "headers exceed the metadata limits");
   *size = protobuf_c_message_get_packed_size(req);
   if (*size > ch->o.max_send_msg)
@@ -1033,7 +1073,7 @@ NNRPC_API nnrpc_status nnrpc_stream_open(nnrpc_channel *ch, const nnrpc_method *
     return nnrpc__status(NNRPC_INVALID_ARGUMENT, "request is a %s, %s takes a %s", req->descriptor->name, m->path,
                          m->input->name);
   const nnrpc_metadata *hd = opts ? opts->headers : NULL;
-  if (hd && (hd->n > ch->o.max_metadata_count || hd->bytes > ch->o.max_metadata_bytes))
+  if (headers_too_big(ch, hd))
     return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "headers exceed the metadata limits");
   size_t size = req ? protobuf_c_message_get_packed_size(req) : 0;
   if (size > ch->o.max_send_msg)

@@ -118,6 +118,7 @@ struct nnrpc_ctx {
   size_t uncredited;       /* read, not yet returned to the client with WINDOW */
   int64_t send_credit;     /* bytes we may send before the client grants more */
   pthread_cond_t cv;       /* the handler waits for messages, credit or cancel */
+  int64_t start_us;        /* received (for interceptors' durations) */
 };
 
 struct nnrpc_server {
@@ -145,6 +146,11 @@ struct nnrpc_server {
   atomic_bool stop_requested;
   int64_t last_tick_ms;
   unsigned stream_threads; /* streaming handler threads still running (mu) */
+  struct ic_entry {
+    nnrpc_server_interceptor ic;
+    void *owned; /* freed at close (the bearer token) */
+  } *ics;
+  size_t nics;
 };
 
 static void set_opts_defaults(nnrpc_server_opts *o) {
@@ -208,6 +214,23 @@ NNRPC_API int nnrpc_server_open(nnrpc_server **out, const nnrpc_server_opts *opt
   return NNRPC_OK;
 }
 
+static int add_interceptor(nnrpc_server *srv, const nnrpc_server_interceptor *ic, void *owned) {
+  if (!srv || !ic || (!ic->before && !ic->after)) return NNRPC_INVALID_ARGUMENT;
+  pthread_mutex_lock(&srv->mu);
+  int rc = NNRPC_OK;
+  struct ic_entry *n = NULL;
+  if (srv->state != SRV_NEW)
+    rc = NNRPC_FAILED_PRECONDITION;
+  else if (!(n = realloc(srv->ics, (srv->nics + 1) * sizeof *n)))
+    rc = NNRPC_RESOURCE_EXHAUSTED;
+  else {
+    srv->ics = n;
+    srv->ics[srv->nics++] = (struct ic_entry){*ic, owned};
+  }
+  pthread_mutex_unlock(&srv->mu);
+  return rc;
+}
+
 NNRPC_API int nnrpc_server_add_service(nnrpc_server *srv, const nnrpc_service *svc,
                                        const void *handlers, const bool *present,
                                        void *user_data) {
@@ -245,6 +268,36 @@ NNRPC_API int nnrpc_server_add_service(nnrpc_server *srv, const nnrpc_service *s
   srv->nsvcs++;
 out:
   pthread_mutex_unlock(&srv->mu);
+  return rc;
+}
+
+NNRPC_API int nnrpc_server_add_interceptor(nnrpc_server *srv, const nnrpc_server_interceptor *ic) {
+  return add_interceptor(srv, ic, NULL);
+}
+
+/* "authorization: Bearer <token>" (scheme in any case), compared without
+ * early exit so the time taken says nothing about where a guess differs. */
+static int bearer_check(nnrpc_ctx *ctx, void *user) {
+  const char *want = user;
+  size_t wl = strlen(want), len = 0;
+  const char *v = nnrpc_metadata_get(nnrpc_ctx_headers(ctx), "authorization", &len);
+  unsigned diff = !v || len != 7 + wl;
+  if (!diff) {
+    static const char scheme[] = "bearer ";
+    for (size_t i = 0; i < 7; i++) diff |= (unsigned)((v[i] | (i < 6 ? 0x20 : 0)) ^ scheme[i]);
+    for (size_t i = 0; i < wl; i++) diff |= (unsigned)(v[7 + i] ^ want[i]);
+  }
+  if (diff) return nnrpc_ctx_fail(ctx, NNRPC_UNAUTHENTICATED, "missing or invalid bearer token");
+  return NNRPC_OK;
+}
+
+NNRPC_API int nnrpc_server_require_bearer(nnrpc_server *srv, const char *token) {
+  if (!srv || !token || !*token) return NNRPC_INVALID_ARGUMENT;
+  char *copy = strdup(token);
+  if (!copy) return NNRPC_RESOURCE_EXHAUSTED;
+  nnrpc_server_interceptor ic = {bearer_check, NULL, copy};
+  int rc = add_interceptor(srv, &ic, copy);
+  if (rc) free(copy);
   return rc;
 }
 
@@ -482,6 +535,8 @@ static void finish_call(nnrpc_server *s, nnrpc_ctx *x, int code, const ProtobufC
       nnrpc__hdr_done(&h);
     }
   }
+  for (size_t i = s->nics; i-- > 0;) /* the call still counts as active: s stays alive */
+    if (s->ics[i].ic.after) s->ics[i].ic.after(x, code, nnrpc__now_us() - x->start_us, s->ics[i].ic.user);
   conn *c = x->conn;
   pthread_mutex_lock(&s->mu);
   nnrpc__hmap_del(&s->calls, x->node.k1, x->node.k2);
@@ -489,12 +544,16 @@ static void finish_call(nnrpc_server *s, nnrpc_ctx *x, int code, const ProtobufC
     conn_enqueue(c, f);
   else if (f)
     free_frames(f);
+  pthread_mutex_unlock(&s->mu);
+  conn_flush(s, c);
+  /* Only now let go of the connection and the server: until the call is
+   * released, tick() cannot free c and shutdown cannot free s. */
+  pthread_mutex_lock(&s->mu);
   conn_release_locked(s, c);
   s->active--;
   if (s->state == SRV_DRAINING) pthread_cond_broadcast(&s->idle_cv);
   pthread_mutex_unlock(&s->mu);
   ctx_unref(x);
-  conn_flush(s, c);
 }
 
 static void run_call(nnrpc_server *s, nnrpc_ctx *x) {
@@ -506,6 +565,14 @@ static void run_call(nnrpc_server *s, nnrpc_ctx *x) {
   }
   if (atomic_load(&x->cancelled)) {
     finish_call(s, x, NNRPC_CANCELLED, NULL);
+    return;
+  }
+  for (size_t i = 0; i < s->nics; i++) {
+    if (!s->ics[i].ic.before) continue;
+    int rc = s->ics[i].ic.before(x, s->ics[i].ic.user);
+    if (rc == NNRPC_OK) continue;
+    if (rc < 0 || rc >= NNRPC_CODE_COUNT) rc = nnrpc_ctx_fail(x, NNRPC_UNKNOWN, "interceptor returned %d", rc);
+    finish_call(s, x, rc, NULL);
     return;
   }
   nnrpc_method_kind kind = rt->m->kind;
@@ -614,6 +681,7 @@ static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrp
   x->srv = s;
   x->id = f->call_id;
   x->deadline_us = NNRPC_NO_DEADLINE;
+  x->start_us = nnrpc__now_us();
   atomic_init(&x->cancelled, false);
   atomic_init(&x->refs, 1);
   Nnrpc__Wire__CallHeader *h = NULL;
@@ -1097,6 +1165,8 @@ NNRPC_API void nnrpc_server_close(nnrpc_server *s) {
   }
   free(s->svcs);
   free(s->routes);
+  for (size_t i = 0; i < s->nics; i++) free(s->ics[i].owned);
+  free(s->ics);
   free(s->workers);
   if (s->wake[0] > 0) close(s->wake[0]);
   if (s->wake[1] > 0) close(s->wake[1]);

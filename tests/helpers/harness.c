@@ -202,13 +202,18 @@ static th_server *server_new(const nnrpc_server_opts *opts) {
   return t;
 }
 
-th_server *th_server_start(const char *scheme, const nnrpc_server_opts *opts) {
+th_server *th_server_prepare(const char *scheme, const nnrpc_server_opts *opts) {
   th_server *t = server_new(opts);
   assert_non_null(t);
   int rc = -1;
   for (int attempt = 0; attempt < 20 && rc != NNRPC_OK; attempt++)
     rc = nnrpc_server_listen(t->srv, th_url(scheme, t->url, sizeof t->url));
   assert_int_equal(rc, NNRPC_OK);
+  return t;
+}
+
+th_server *th_server_start(const char *scheme, const nnrpc_server_opts *opts) {
+  th_server *t = th_server_prepare(scheme, opts);
   assert_int_equal(nnrpc_server_start(t->srv), NNRPC_OK);
   return t;
 }

@@ -38,6 +38,9 @@ typedef struct th_server {
  * tests/protos/stream_test.proto), listens on a fresh URL of
  * `scheme` and starts it. opts may be NULL. Fails the test on error. */
 th_server *th_server_start(const char *scheme, const nnrpc_server_opts *opts);
+/* The same, listening but not started: add interceptors, then
+ * nnrpc_server_start(t->srv). */
+th_server *th_server_prepare(const char *scheme, const nnrpc_server_opts *opts);
 /* The same on a given URL, without cmocka asserts (usable outside a test,
  * e.g. in a child process). NULL on failure. */
 th_server *th_server_start_at(const char *url, const nnrpc_server_opts *opts);

@@ -161,6 +161,10 @@ typedef struct nnrpc_channel_opts {
   size_t max_decode_bytes;        /* memory one decoded reply may use [64 MiB] */
   uint32_t stream_window;         /* bytes of stream messages the server may send
                                      ahead of nnrpc_stream_read, per stream [256 KiB] */
+  const nnrpc_metadata *call_headers; /* sent with every call, before its own headers
+                                     (credentials, tracing); copied at open [none] */
+  const char *bearer_token;       /* adds "authorization: Bearer <token>" to
+                                     call_headers; copied at open [none] */
 } nnrpc_channel_opts;
 
 /* Opens a channel to `url` (tcp://host:port, ipc:///path, inproc://name,
@@ -375,6 +379,36 @@ void nnrpc_server_stop_async(nnrpc_server *srv);
 
 /* Shuts down (grace 0) if running, then frees everything. NULL is a no-op. */
 void nnrpc_server_close(nnrpc_server *srv);
+
+/* ---------------------------------------------------------------- interceptors */
+
+/* Hooks around every call of a server (all methods, all kinds). */
+typedef struct nnrpc_server_interceptor {
+  /* Runs before the handler, on the thread that would run it, once the
+   * call's method, headers and deadline are known (nnrpc_ctx_method/headers/
+   * remaining_ms). NNRPC_OK goes on; any other code ends the call with that
+   * code (and the message set with nnrpc_ctx_fail) without running the
+   * handler. NULL: no check. */
+  int (*before)(nnrpc_ctx *ctx, void *user);
+  /* Runs once when the call ends, with its final code and its duration in
+   * microseconds since the server received it, on the thread that ended it.
+   * Must not block. NULL: none. */
+  void (*after)(nnrpc_ctx *ctx, int code, int64_t duration_us, void *user);
+  void *user;
+} nnrpc_server_interceptor;
+
+/* Adds an interceptor (the struct is copied). `before` hooks run in the order
+ * added and stop at the first refusal; `after` hooks all run, in reverse
+ * order. Before nnrpc_server_start. Errors: INVALID_ARGUMENT,
+ * FAILED_PRECONDITION (started), RESOURCE_EXHAUSTED. */
+int nnrpc_server_add_interceptor(nnrpc_server *srv, const nnrpc_server_interceptor *ic);
+
+/* Bearer-token authentication: an interceptor that ends every call lacking
+ * "authorization: Bearer <token>" with UNAUTHENTICATED before any handler
+ * runs. The token is copied and compared in constant time. nanomsg transports
+ * are not encrypted: on a network, a token is only as secret as the link
+ * (see README, Security). Errors as nnrpc_server_add_interceptor. */
+int nnrpc_server_require_bearer(nnrpc_server *srv, const char *token);
 
 /* ---------------------------------------------------------------- handler context */
 

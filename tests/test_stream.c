@@ -444,6 +444,39 @@ static void test_server_refuses_stream_messages_over_its_max_recv(void **st) {
   th_server_stop(t);
 }
 
+static void test_streams_past_max_concurrent_streams_are_resource_exhausted(void **st) {
+  (void)st;
+  nnrpc_server_opts so = {.max_concurrent_streams = 2};
+  th_server *t = th_server_start("tcp", &so);
+  nnrpc_channel *ch = th_channel(t->url, NULL);
+  nnrpc_call_opts o = opts_ms(TIMEOUT_MS);
+  nnrpc_stream *a = NULL, *b = NULL, *c = NULL;
+  assert_int_equal(nnrpc_stream_test__streamer__chat__open(ch, &o, &a).code, NNRPC_OK);
+  assert_int_equal(nnrpc_stream_test__streamer__chat__open(ch, &o, &b).code, NNRPC_OK);
+  for (int i = 0; i < 500 && atomic_load(&t->streams_started) < 2; i++) th_sleep_ms(2);
+  assert_int_equal(nnrpc_stream_test__streamer__chat__open(ch, &o, &c).code, NNRPC_OK);
+  nnrpc_status r = nnrpc_stream_test__streamer__chat__finish(c, NULL);
+  assert_int_equal(r.code, NNRPC_RESOURCE_EXHAUSTED);
+  assert_string_equal(r.message, "connection is at max_concurrent_streams");
+  /* Unary calls are not streams; a finished stream frees its place. */
+  NnrpcTest__EchoRequest req = NNRPC_TEST__ECHO_REQUEST__INIT;
+  NnrpcTest__EchoReply *rep = NULL;
+  assert_int_equal(nnrpc_test__echo__echo__call(ch, &req, &rep, &o).code, NNRPC_OK);
+  nnrpc_test__echo_reply__free_unpacked(rep, NULL);
+  assert_int_equal(nnrpc_stream_test__streamer__chat__finish(a, NULL).code, NNRPC_OK);
+  wait_ended(t, 1);
+  for (int i = 0; i < 100; i++) { /* the server releases the slot just after the status */
+    assert_int_equal(nnrpc_stream_test__streamer__chat__open(ch, &o, &c).code, NNRPC_OK);
+    r = nnrpc_stream_test__streamer__chat__finish(c, NULL);
+    if (r.code == NNRPC_OK) break;
+    th_sleep_ms(5);
+  }
+  assert_int_equal(r.code, NNRPC_OK);
+  assert_int_equal(nnrpc_stream_test__streamer__chat__finish(b, NULL).code, NNRPC_OK);
+  nnrpc_channel_close(ch);
+  th_server_stop(t);
+}
+
 /* ---------------------------------------------------------------- many streams */
 
 typedef struct bidi_arg {
@@ -662,6 +695,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_writer_blocked_by_slow_reader_gives_up_at_deadline),
       cmocka_unit_test(test_stream_api_rejects_misuse_with_clear_codes),
       cmocka_unit_test(test_server_refuses_stream_messages_over_its_max_recv),
+      cmocka_unit_test(test_streams_past_max_concurrent_streams_are_resource_exhausted),
       cmocka_unit_test(test_fifty_bidi_streams_with_interleaved_unary_calls_inproc),
       cmocka_unit_test(test_fifty_bidi_streams_with_interleaved_unary_calls_tcp),
       cmocka_unit_test(test_server_killed_mid_stream_gives_unavailable_not_a_hang),

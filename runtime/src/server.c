@@ -53,6 +53,7 @@ typedef struct conn {
   int64_t sent_ms;  /* when the last message was handed to nanomsg */
   outframe *qhead, *qtail;
   unsigned ncalls;
+  unsigned nstreams; /* streaming calls among ncalls */
 } conn;
 
 typedef struct svc_entry {
@@ -167,6 +168,7 @@ static void set_opts_defaults(nnrpc_server_opts *o) {
   if (!o->max_decode_bytes) o->max_decode_bytes = 64u << 20;
   if (!o->max_batch_bytes) o->max_batch_bytes = 64u << 10;
   if (!o->stream_window) o->stream_window = 256u << 10;
+  if (!o->max_concurrent_streams) o->max_concurrent_streams = 100;
 }
 
 /* ---------------------------------------------------------------- open / add / listen */
@@ -550,6 +552,7 @@ static void finish_call(nnrpc_server *s, nnrpc_ctx *x, int code, const ProtobufC
    * released, tick() cannot free c and shutdown cannot free s. */
   pthread_mutex_lock(&s->mu);
   conn_release_locked(s, c);
+  c->nstreams -= x->streaming;
   s->active--;
   if (s->state == SRV_DRAINING) pthread_cond_broadcast(&s->idle_cv);
   pthread_mutex_unlock(&s->mu);
@@ -721,6 +724,11 @@ static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrp
   }
   if (h->timeout_us) x->deadline_us = nnrpc__now_us() + (int64_t)(h->timeout_us > INT64_MAX / 2 ? INT64_MAX / 2 : h->timeout_us);
   x->max_reply = h->max_reply_bytes;
+  if (kind != NNRPC_UNARY && c->nstreams >= s->o.max_concurrent_streams) {
+    code = NNRPC_RESOURCE_EXHAUSTED;
+    why = "connection is at max_concurrent_streams";
+    goto reject;
+  }
   if (kind != NNRPC_UNARY) {
     x->streaming = true;
     x->half_closed = one_request || (f->flags & NNRPC_FF_END_STREAM);
@@ -737,6 +745,7 @@ static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrp
   nnrpc__arena_free(&x->arena);
   x->conn = c;
   c->ncalls++;
+  c->nstreams += x->streaming;
   x->node.k1 = c->node.k1;
   x->node.k2 = f->call_id;
   nnrpc__hmap_put(&s->calls, &x->node);

@@ -340,6 +340,9 @@ typedef struct nnrpc_server_opts {
   size_t max_batch_bytes;         /* frames coalesced into one message [64 KiB] */
   uint32_t stream_window;         /* bytes of stream messages a client may send
                                      ahead of nnrpc_ctx_read, per stream [256 KiB] */
+  uint32_t max_concurrent_streams;/* streaming calls open at once per connection
+                                     (each has a thread); past it:
+                                     RESOURCE_EXHAUSTED [100] */
 } nnrpc_server_opts;
 
 /* Creates a server (not yet listening). opts may be NULL; it is copied.

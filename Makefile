@@ -49,8 +49,9 @@ $(GEN)/nnrpc/wire.pb-c.c $(GEN)/nnrpc/wire.pb-c.h: idl/nnrpc/wire.proto | $(DEPS
 RT_SRCS := $(wildcard runtime/src/*.c)
 RT_OBJS := $(RT_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/nnrpc/wire.pb-c.o
 LIB_A := $(BUILD)/lib/libnnrpc.a
+VERSION := 0.2.0
 SONAME := libnnrpc.so.0
-LIB_SO := $(BUILD)/lib/$(SONAME).1.0
+LIB_SO := $(BUILD)/lib/libnnrpc.so.$(VERSION)
 
 $(BUILD)/obj/runtime/%.o: CFLAGS_ALL += -fvisibility=hidden -DNNRPC_BUILDING
 $(BUILD)/obj/runtime/%.o: runtime/%.c $(GEN)/nnrpc/wire.pb-c.h | $(DEPS_STAMP)
@@ -66,7 +67,7 @@ $(LIB_A): $(RT_OBJS)
 $(LIB_SO): $(RT_OBJS)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(@D) && $(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
-	$(Q)ln -sf $(SONAME).1.0 $(BUILD)/lib/$(SONAME) && ln -sf $(SONAME) $(BUILD)/lib/libnnrpc.so
+	$(Q)ln -sf libnnrpc.so.$(VERSION) $(BUILD)/lib/$(SONAME) && ln -sf $(SONAME) $(BUILD)/lib/libnnrpc.so
 
 # ---------------------------------------------------------------- plugin
 PLUGIN := $(BUILD)/bin/protoc-gen-nnrpc
@@ -174,6 +175,31 @@ valgrind: all
 
 clean:
 	rm -rf $(BUILD)
+
+# ---------------------------------------------------------------- install
+# make install [PREFIX=/usr/local] [DESTDIR=staging] [LIBDIR=$(PREFIX)/lib]
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INSTALL_DIRS := $(PREFIX)/include/nnrpc $(LIBDIR)/pkgconfig $(PREFIX)/bin $(PREFIX)/share/nnrpc
+install: lib plugin
+	$(Q)install -d $(addprefix $(DESTDIR),$(INSTALL_DIRS))
+	$(Q)install -m 644 runtime/include/nnrpc/nnrpc.h $(DESTDIR)$(PREFIX)/include/nnrpc/
+	$(Q)install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	$(Q)install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
+	$(Q)ln -sf libnnrpc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libnnrpc.so
+	$(Q)install -m 755 $(PLUGIN) $(DESTDIR)$(PREFIX)/bin/
+	$(Q)install -m 644 tools/nnrpc.mk $(DESTDIR)$(PREFIX)/share/nnrpc/
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	  tools/nnrpc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/nnrpc.pc
+	@echo "installed nnrpc $(VERSION) under $(DESTDIR)$(PREFIX)"
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/nnrpc/nnrpc.h $(DESTDIR)$(LIBDIR)/libnnrpc.a \
+	  $(DESTDIR)$(LIBDIR)/libnnrpc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libnnrpc.so \
+	  $(DESTDIR)$(PREFIX)/bin/protoc-gen-nnrpc $(DESTDIR)$(PREFIX)/share/nnrpc/nnrpc.mk \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/nnrpc.pc
+	-rmdir $(DESTDIR)$(PREFIX)/include/nnrpc $(DESTDIR)$(PREFIX)/share/nnrpc 2>/dev/null
+.PHONY: install uninstall
 
 -include $(shell find $(BUILD)/obj $(BUILD)/examples $(BUILD)/tests -name '*.d' 2>/dev/null)
 .SECONDARY:

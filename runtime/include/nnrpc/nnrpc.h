@@ -22,7 +22,7 @@ extern "C" {
 
 /* Version of the runtime API. Generated code checks it at compile time. */
 #define NNRPC_VERSION_MAJOR 0
-#define NNRPC_VERSION_MINOR 1
+#define NNRPC_VERSION_MINOR 2
 #define NNRPC_API_VERSION 2
 
 #if defined(__GNUC__)

@@ -41,20 +41,24 @@ $(GEN)/google/protobuf/descriptor.pb-c.c $(GEN)/google/protobuf/descriptor.pb-c.
 $(GEN)/google/protobuf/compiler/plugin.pb-c.c $(GEN)/google/protobuf/compiler/plugin.pb-c.h: $(GEN)/google/protobuf/descriptor.pb-c.h
 	$(call say,PROTOC-C,plugin.proto)
 	$(Q)$(PROTOC_C) -I$(PB_INC) --c_out=$(GEN) $(PB_INC)/google/protobuf/compiler/plugin.proto
-$(GEN)/nnrpc/wire.pb-c.c $(GEN)/nnrpc/wire.pb-c.h: idl/nnrpc/wire.proto | $(DEPS_STAMP)
+# nnrpc's own schemas (idl/nnrpc/*.proto: the frame header, health, ...),
+# protoc-c code compiled into libnnrpc.
+IDL_PROTOS := $(wildcard idl/nnrpc/*.proto)
+IDL_GEN_H := $(IDL_PROTOS:idl/%.proto=$(GEN)/%.pb-c.h)
+$(GEN)/nnrpc/%.pb-c.c $(GEN)/nnrpc/%.pb-c.h: idl/nnrpc/%.proto | $(DEPS_STAMP)
 	$(call say,PROTOC-C,$<)
 	$(Q)mkdir -p $(GEN) && $(PROTOC_C) -Iidl --c_out=$(GEN) $<
 
 # ---------------------------------------------------------------- runtime
 RT_SRCS := $(wildcard runtime/src/*.c)
-RT_OBJS := $(RT_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/nnrpc/wire.pb-c.o
+RT_OBJS := $(RT_SRCS:%.c=$(BUILD)/obj/%.o) $(IDL_PROTOS:idl/%.proto=$(BUILD)/obj/gen/%.pb-c.o)
 LIB_A := $(BUILD)/lib/libnnrpc.a
 VERSION := 0.2.0
 SONAME := libnnrpc.so.0
 LIB_SO := $(BUILD)/lib/libnnrpc.so.$(VERSION)
 
 $(BUILD)/obj/runtime/%.o: CFLAGS_ALL += -fvisibility=hidden -DNNRPC_BUILDING
-$(BUILD)/obj/runtime/%.o: runtime/%.c $(GEN)/nnrpc/wire.pb-c.h | $(DEPS_STAMP)
+$(BUILD)/obj/runtime/%.o: runtime/%.c $(IDL_GEN_H) | $(DEPS_STAMP)
 	$(call say,CC,$<)
 	$(Q)mkdir -p $(@D) && $(CC) $(CFLAGS_ALL) $(INC) -c $< -o $@
 $(BUILD)/obj/gen/%.o: $(GEN)/%.c

@@ -116,4 +116,20 @@ nnrpc__rxbuf *nnrpc__rxbuf_new(void *msg, size_t len);
 void nnrpc__rxbuf_ref(nnrpc__rxbuf *b);
 void nnrpc__rxbuf_unref(nnrpc__rxbuf *b);
 
+/* ---------------------------------------------------------------- health (health.c) */
+typedef struct nnrpc__health nnrpc__health;
+const nnrpc_service *nnrpc__health_service(void);
+void nnrpc__health_changed(nnrpc__health *h); /* wakes Watch calls */
+void nnrpc__health_free(nnrpc__health *h);
+/* server.c, for health.c */
+bool nnrpc__server_knows_service(nnrpc_server *s, const char *name);
+bool nnrpc__server_draining(nnrpc_server *s);
+int nnrpc__server_attach_health(nnrpc_server *s, nnrpc__health *h);
+nnrpc__health *nnrpc__server_health(nnrpc_server *s);
+size_t nnrpc__server_methods(nnrpc_server *s, const nnrpc_method **out, size_t max);
+/* An interceptor whose `owned` block is freed with the server. */
+int nnrpc__server_add_interceptor_owned(nnrpc_server *s, const nnrpc_server_interceptor *ic, void *owned);
+/* The user pointer of the interceptor whose after hook is `after`, or NULL. */
+void *nnrpc__server_interceptor_user(nnrpc_server *s, void (*after)(nnrpc_ctx *, int, int64_t, void *));
+
 #endif

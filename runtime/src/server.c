@@ -120,6 +120,7 @@ struct nnrpc_ctx {
   int64_t send_credit;     /* bytes we may send before the client grants more */
   pthread_cond_t cv;       /* the handler waits for messages, credit or cancel */
   int64_t start_us;        /* received (for interceptors' durations) */
+  uint64_t rx_payload, tx_payload; /* message payload bytes received / sent */
 };
 
 struct nnrpc_server {
@@ -146,6 +147,7 @@ struct nnrpc_server {
   int wake[2]; /* run() sleeps on it; stop_async writes to it */
   atomic_bool stop_requested;
   int64_t last_tick_ms;
+  nnrpc__health *health;   /* nnrpc_server_enable_health, or NULL */
   unsigned stream_threads; /* streaming handler threads still running (mu) */
   struct ic_entry {
     nnrpc_server_interceptor ic;
@@ -529,6 +531,7 @@ static void finish_call(nnrpc_server *s, nnrpc_ctx *x, int code, const ProtobufC
     nnrpc__hdr h;
     if (nnrpc__hdr_build(&h, NULL, 0, &x->trailers, (uint32_t)code, msg, 0) == 0) {
       bool with = code == NNRPC_OK && reply;
+      if (with) x->tx_payload += reply_size;
       f = make_frame(NNRPC_F_STATUS, with ? NNRPC_FF_HAS_MESSAGE : 0, x->id, &h,
                      with ? reply : NULL, reply_size, NULL, 0);
       if (!f && with) { /* out of memory for the reply: say so */
@@ -659,14 +662,13 @@ static conn *get_conn_locked(nnrpc_server *s, const uint8_t *bt, size_t bt_len) 
   return c;
 }
 
-/* A CALL frame. mu held. */
 /* A CALL frame. A unary call ready to run is appended to *ready. mu held. */
 static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrpc__rxbuf *rx,
                            nnrpc_ctx ***ready) {
   const char *why = NULL;
   int code = NNRPC_OK;
   if (nnrpc__hmap_get(&s->calls, c->node.k1, f->call_id)) return; /* duplicate id: ignore */
-  if (s->state != SRV_RUNNING) {
+  if (s->state != SRV_RUNNING && s->state != SRV_DRAINING) {
     queue_status_locked(c, f->call_id, NNRPC_UNAVAILABLE, "server is shutting down");
     return;
   }
@@ -695,6 +697,13 @@ static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrp
     goto reject;
   }
   x->rt = find_route(s, h->method);
+  /* Draining: new calls are turned away, except health checks, which then
+   * answer NOT_SERVING so load balancers stop sending. */
+  if (s->state == SRV_DRAINING && !(x->rt && x->rt->se->svc == nnrpc__health_service())) {
+    code = NNRPC_UNAVAILABLE;
+    why = "server is shutting down";
+    goto reject;
+  }
   if (!x->rt) {
     code = NNRPC_UNIMPLEMENTED;
     why = "unknown method";
@@ -753,6 +762,7 @@ static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrp
   x->rx = rx;
   x->payload = f->payload;
   x->payload_len = f->payload_len;
+  x->rx_payload = f->payload_len;
   s->active++;
   if (x->streaming) {
     if (s->o.stream_window > INITIAL_WINDOW) { /* open our receive window fully */
@@ -841,6 +851,7 @@ static void on_stream_frame_locked(nnrpc_server *s, conn *c, const nnrpc__frame 
       x->in_head = m;
     x->in_tail = m;
     x->in_bytes += MSG_COST(f->payload_len);
+    x->rx_payload += f->payload_len;
   }
   if (f->type == NNRPC_F_HALF_CLOSE || (f->flags & NNRPC_FF_END_STREAM)) x->half_closed = true;
   pthread_cond_broadcast(&x->cv);
@@ -1102,6 +1113,11 @@ NNRPC_API void nnrpc_server_shutdown(nnrpc_server *s, int64_t grace_ms) {
     return;
   }
   s->state = SRV_DRAINING; /* new calls now get UNAVAILABLE */
+  if (s->health) { /* watchers hear NOT_SERVING; health.c locks h then s, never under s */
+    pthread_mutex_unlock(&s->mu);
+    nnrpc__health_changed(s->health);
+    pthread_mutex_lock(&s->mu);
+  }
   wait_until(s, nnrpc__now_us() + (grace_ms > 0 ? grace_ms : 0) * 1000, no_active);
   if (s->active) { /* grace is over: cancel the rest and wait for handlers */
     nnrpc_ctx *fire = NULL;
@@ -1175,6 +1191,7 @@ NNRPC_API void nnrpc_server_close(nnrpc_server *s) {
   free(s->svcs);
   free(s->routes);
   for (size_t i = 0; i < s->nics; i++) free(s->ics[i].owned);
+  nnrpc__health_free(s->health);
   free(s->ics);
   free(s->workers);
   if (s->wake[0] > 0) close(s->wake[0]);
@@ -1295,6 +1312,7 @@ NNRPC_API int nnrpc_ctx_write(nnrpc_ctx *x, const ProtobufCMessage *msg) {
   bool ok = !atomic_load(&x->cancelled) && !c->dead;
   if (ok) {
     x->send_credit -= (int64_t)MSG_COST(size);
+    x->tx_payload += size;
     conn_enqueue(c, f);
   }
   pthread_mutex_unlock(&s->mu);
@@ -1321,4 +1339,65 @@ NNRPC_API void nnrpc_ctx_on_cancel(nnrpc_ctx *x, nnrpc_cancel_fn fn, void *user_
   if (fn && nnrpc_ctx_is_cancelled(x)) cancel_locked(x, &fire);
   pthread_mutex_unlock(&s->mu);
   run_cancel_callbacks(fire);
+}
+
+/* ---------------------------------------------------------------- for health.c */
+
+bool nnrpc__server_knows_service(nnrpc_server *s, const char *name) {
+  bool found = false;
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < s->nsvcs && !found; i++) found = strcmp(s->svcs[i].svc->name, name) == 0;
+  pthread_mutex_unlock(&s->mu);
+  return found;
+}
+
+bool nnrpc__server_draining(nnrpc_server *s) {
+  pthread_mutex_lock(&s->mu);
+  bool d = s->state != SRV_RUNNING && s->state != SRV_NEW;
+  pthread_mutex_unlock(&s->mu);
+  return d;
+}
+
+int nnrpc__server_attach_health(nnrpc_server *s, nnrpc__health *h) {
+  pthread_mutex_lock(&s->mu);
+  int rc = s->state != SRV_NEW ? NNRPC_FAILED_PRECONDITION : s->health ? NNRPC_ALREADY_EXISTS : NNRPC_OK;
+  if (rc == NNRPC_OK) s->health = h;
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+nnrpc__health *nnrpc__server_health(nnrpc_server *s) {
+  pthread_mutex_lock(&s->mu);
+  nnrpc__health *h = s->health;
+  pthread_mutex_unlock(&s->mu);
+  return h;
+}
+
+NNRPC_API void nnrpc_ctx_bytes(const nnrpc_ctx *x, uint64_t *received, uint64_t *sent) {
+  if (received) *received = x ? x->rx_payload : 0;
+  if (sent) *sent = x ? x->tx_payload : 0;
+}
+
+/* for observe.c: every method of every service added so far */
+size_t nnrpc__server_methods(nnrpc_server *s, const nnrpc_method **out, size_t max) {
+  size_t n = 0;
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < s->nsvcs; i++)
+    for (size_t j = 0; j < s->svcs[i].svc->n_methods; j++, n++)
+      if (n < max) out[n] = &s->svcs[i].svc->methods[j];
+  pthread_mutex_unlock(&s->mu);
+  return n;
+}
+
+int nnrpc__server_add_interceptor_owned(nnrpc_server *s, const nnrpc_server_interceptor *ic, void *owned) {
+  return add_interceptor(s, ic, owned);
+}
+
+void *nnrpc__server_interceptor_user(nnrpc_server *s, void (*after)(nnrpc_ctx *, int, int64_t, void *)) {
+  void *user = NULL;
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < s->nics && !user; i++)
+    if (s->ics[i].ic.after == after) user = s->ics[i].ic.user;
+  pthread_mutex_unlock(&s->mu);
+  return user;
 }

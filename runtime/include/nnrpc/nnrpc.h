@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <protobuf-c/protobuf-c.h>
 
 #ifdef __cplusplus
@@ -412,6 +413,82 @@ int nnrpc_server_add_interceptor(nnrpc_server *srv, const nnrpc_server_intercept
  * are not encrypted: on a network, a token is only as secret as the link
  * (see README, Security). Errors as nnrpc_server_add_interceptor. */
 int nnrpc_server_require_bearer(nnrpc_server *srv, const char *token);
+
+/* ---------------------------------------------------------------- observability */
+
+/* Logs one line per call to `out` (NULL: stderr), when it ends:
+ * "nnrpc: /pkg.Service/Method OK 0.153 ms in=12 out=20" (payload bytes
+ * received and sent). An interceptor; `out` is borrowed for the server's
+ * life. Before nnrpc_server_start. */
+int nnrpc_server_log_calls(nnrpc_server *srv, FILE *out);
+
+/* Latency histogram buckets: bucket 0 counts calls under 1 us, bucket i
+ * (1..NNRPC_STATS_BUCKETS-2) those in [2^(i-1), 2^i) us, the last all longer. */
+#define NNRPC_STATS_BUCKETS 28
+
+/* A snapshot of one method's counters (nnrpc_server_stats). */
+typedef struct nnrpc_method_stats {
+  const char *method;                 /* "/pkg.Service/Method"; static */
+  uint64_t calls;                     /* ended calls */
+  uint64_t codes[NNRPC_CODE_COUNT];   /* ended calls by final status code */
+  uint64_t bytes_in, bytes_out;       /* message payload bytes */
+  uint64_t total_us, max_us;          /* durations, from receipt to end */
+  uint64_t latency[NNRPC_STATS_BUCKETS];
+} nnrpc_method_stats;
+
+/* Counts every call of every method added so far, by method (an
+ * interceptor). After adding services, before nnrpc_server_start.
+ * Errors: INVALID_ARGUMENT, ALREADY_EXISTS, FAILED_PRECONDITION (started),
+ * RESOURCE_EXHAUSTED. */
+int nnrpc_server_enable_stats(nnrpc_server *srv);
+
+/* Copies the counters of up to `max` methods into out (sorted by method)
+ * and returns how many methods there are (0 if stats are not enabled). Any
+ * thread, any time; each counter is read atomically. */
+size_t nnrpc_server_stats(nnrpc_server *srv, nnrpc_method_stats *out, size_t max);
+
+/* The duration under which a fraction q (0..1) of the calls ended, in us,
+ * to the resolution of the histogram (a power of two; the maximum for the
+ * last bucket). 0 without calls. */
+int64_t nnrpc_stats_quantile_us(const nnrpc_method_stats *st, double q);
+
+/* How many message payload bytes a call received and sent so far (inside a
+ * handler or an interceptor). */
+void nnrpc_ctx_bytes(const nnrpc_ctx *ctx, uint64_t *received, uint64_t *sent);
+
+/* ---------------------------------------------------------------- health checking */
+
+/* gRPC's health statuses (nnrpc.health.v1.HealthCheckResponse.ServingStatus). */
+typedef enum nnrpc_health_status {
+  NNRPC_HEALTH_UNKNOWN = 0,
+  NNRPC_HEALTH_SERVING = 1,
+  NNRPC_HEALTH_NOT_SERVING = 2,
+  NNRPC_HEALTH_SERVICE_UNKNOWN = 3 /* Watch only */
+} nnrpc_health_status;
+
+/* Serves nnrpc.health.v1.Health (idl/nnrpc/health.proto: Check, and Watch as
+ * a server stream) on srv. Every service the server has, and "" (the whole
+ * server), is SERVING unless set otherwise; all turn NOT_SERVING when a
+ * graceful shutdown begins (health checks are still answered while draining).
+ * Before nnrpc_server_start. Errors: INVALID_ARGUMENT, FAILED_PRECONDITION
+ * (started), ALREADY_EXISTS (enabled twice), RESOURCE_EXHAUSTED. */
+int nnrpc_server_enable_health(nnrpc_server *srv);
+
+/* Sets a service's status (the name is copied; "" is the whole server):
+ * NNRPC_HEALTH_UNKNOWN, SERVING or NOT_SERVING. Any thread, any time after
+ * enable_health; Watch calls hear of it at once. */
+int nnrpc_server_set_health(nnrpc_server *srv, const char *service, int status);
+
+/* The service's description, for a Watch through nnrpc_stream_open(ch,
+ * &nnrpc_health_service()->methods[1], &request, ...): requests and replies
+ * are nnrpc.health.v1 messages (compile idl/nnrpc/health.proto with protoc-c
+ * for their C types, or use nnrpc_health_check). Static; never NULL. */
+const nnrpc_service *nnrpc_health_service(void);
+
+/* Client side: Check. On NNRPC_OK *status is the service's status; a service
+ * the server does not know gives NNRPC_NOT_FOUND. service NULL means "". */
+nnrpc_status nnrpc_health_check(nnrpc_channel *ch, const char *service, int *status,
+                                const nnrpc_call_opts *opts);
 
 /* ---------------------------------------------------------------- handler context */
 

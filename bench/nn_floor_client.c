@@ -1,4 +1,5 @@
-/* The floor client: one plain (cooked) REQ socket per concurrent caller. */
+/* The floor client: one plain (cooked) REQ socket per concurrent caller.
+ * --calls N as in nnrpc-bench-client (allocation counting). */
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 #include <nanomsg/tcp.h>
@@ -24,15 +25,17 @@ static void *caller(void *arg) {
   nn_connect(s, A.url);
   char *msg = malloc(A.payload ? A.payload : 1);
   memset(msg, 'x', A.payload);
+  long counted = 0;
   for (;;) {
     int64_t t0 = bench_now_ns();
-    if (t0 >= t_end) break;
+    if (!bench_next(&A, &t0, &t_start, &t_end, counted)) break;
     void *reply = NULL;
     bool ok = nn_send(s, msg, A.payload, 0) >= 0;
     int n = ok ? nn_recv(s, &reply, NN_MSG, 0) : -1;
     int64_t t1 = bench_now_ns();
     if (n >= 0) nn_freemsg(reply);
     if (t0 < t_start) continue;
+    counted++;
     if (n == (int)A.payload)
       bench_record(h, t1 - t0);
     else
@@ -54,7 +57,7 @@ int main(int argc, char **argv) {
     pthread_join(th[i], NULL);
     bench_merge(&h[0], &h[i + 1]);
   }
-  bench_report("nn-floor", &A, &h[0], A.seconds);
+  bench_report("nn-floor", &A, &h[0], A.calls ? (double)(t_end - t_start) / 1e9 : A.seconds);
   free(th);
   free(h);
   return 0;

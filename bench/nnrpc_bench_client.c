@@ -1,6 +1,8 @@
 /* nnrpc echo client: C threads calling on ONE channel (one connection), or
  * with --async one thread keeping C calls in flight through a completion
- * queue. */
+ * queue. With --calls N (one thread) it makes exactly N calls after the
+ * warm-up, between two marks for the allocation counter (bench/alloc_count.c):
+ * its own and, with --mark-pid, the server's. */
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,15 +24,17 @@ static void *caller(void *arg) {
   req.payload.data = buf;
   req.payload.len = A.payload;
   nnrpc_call_opts o = {.timeout_ms = 10000};
+  long counted = 0;
   for (;;) {
     int64_t t0 = bench_now_ns();
-    if (t0 >= t_end) break;
+    if (!bench_next(&A, &t0, &t_start, &t_end, counted)) break;
     NnrpcBench__EchoReply *r;
     nnrpc_status st = nnrpc_bench__bench__echo__call(ch, &req, &r, &o);
     int64_t t1 = bench_now_ns();
     bool ok = st.code == NNRPC_OK && r->payload.len == A.payload;
     if (st.code == NNRPC_OK) nnrpc_bench__echo_reply__free_unpacked(r, NULL);
     if (t0 < t_start) continue; /* warm-up */
+    counted++;
     if (ok)
       bench_record(h, t1 - t0);
     else
@@ -109,7 +113,8 @@ int main(int argc, char **argv) {
       bench_merge(&h[0], &h[i + 1]);
     }
   }
-  bench_report(A.async ? "nnrpc-async" : "nnrpc", &A, &h[0], A.seconds);
+  bench_report(A.async ? "nnrpc-async" : "nnrpc", &A, &h[0],
+               A.calls ? (double)(t_end - t_start) / 1e9 : A.seconds);
   nnrpc_channel_close(ch);
   free(th);
   free(h);

@@ -1,9 +1,9 @@
 #!/bin/bash
 # A quick same-run comparison of nnrpc against the bare nanomsg floor over tcp
 # on loopback: servers started once, clients alternating, medians of REPS runs.
-#   tools/quickbench.sh BENCH_DIR [SECONDS] [REPS]
+#   tools/quickbench.sh [BENCH_DIR [SECONDS [REPS]]]   (BENCH_DIR: $BUILD/bench, BUILD default build)
 set -eu
-dir=$1; secs=${2:-2}; reps=${3:-3}
+dir=${1:-${BUILD:-build}/bench}; secs=${2:-2}; reps=${3:-3}
 port_n=$((20000 + RANDOM % 20000)); port_f=$((port_n + 1))
 "$dir/nnrpc-bench-server" "tcp://127.0.0.1:$port_n" & sn=$!
 "$dir/nn-floor-server" "tcp://127.0.0.1:$port_f" & sf=$!

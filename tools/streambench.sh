@@ -2,9 +2,9 @@
 # Streaming throughput, same run: an nnrpc server stream (Bench.Flood) against a
 # bare nanomsg PUSH/PULL stream, both over tcp on loopback, receivers counting
 # messages per second; medians of REPS alternating runs.
-#   tools/streambench.sh BENCH_DIR [SECONDS] [REPS] [PAYLOAD]
+#   tools/streambench.sh [BENCH_DIR [SECONDS [REPS [PAYLOAD]]]]   (BENCH_DIR: $BUILD/bench, BUILD default build)
 set -eu
-dir=$1; secs=${2:-2}; reps=${3:-5}; payload=${4:-32}
+dir=${1:-${BUILD:-build}/bench}; secs=${2:-2}; reps=${3:-5}; payload=${4:-32}
 port_n=$((20000 + RANDOM % 20000)); port_f=$((port_n + 1))
 "$dir/nnrpc-bench-server" "tcp://127.0.0.1:$port_n" & sn=$!
 "$dir/nn-push" "tcp://127.0.0.1:$port_f" "$payload" & sf=$!

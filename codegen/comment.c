@@ -1,14 +1,33 @@
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "emit.h"
+#include "utf8.h"
 
 /* Appends one sanitized line (without its newline) to out. */
 static void put_line(nnrpc_sb *out, const char *s, size_t n) {
   size_t start = out->len;
   char prev = '\0';
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
+  for (size_t i = 0; i < n;) {
+    uint32_t cp;
+    size_t len = nnrpc_utf8_decode(s + i, n - i, &cp);
+    if (len == 0 || (len > 1 && nnrpc_utf8_is_bidi_control(cp))) {
+      /* bytes that are not UTF-8 (protoc passes them on), and controls
+       * that could reorder how the code around is displayed (gcc's
+       * -Wbidi-chars) */
+      nnrpc_sb_puts(out, NNRPC_UTF8_REPLACEMENT);
+      i += len ? len : 1;
+      prev = '\0';
+      continue;
+    }
+    if (len > 1) {
+      nnrpc_sb_putn(out, s + i, len);
+      i += len;
+      prev = '\0';
+      continue;
+    }
+    char c = s[i++];
     if (c == '\r') continue;
     if ((unsigned char)c < 0x20 || c == 0x7f) c = ' ';
     /* split "*" "/" and "/" "*" so the text can neither end nor nest a comment */

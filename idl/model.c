@@ -7,6 +7,7 @@
 
 #include "naming.h"
 #include "pbc_options.h"
+#include "utf8.h"
 
 typedef Google__Protobuf__Compiler__CodeGeneratorRequest Request;
 typedef Google__Protobuf__FileDescriptorProto FileProto;
@@ -15,8 +16,14 @@ typedef Google__Protobuf__EnumDescriptorProto EnumProto;
 typedef Google__Protobuf__ServiceDescriptorProto ServiceProto;
 typedef Google__Protobuf__MethodDescriptorProto MethodProto;
 
-/* FileDescriptorProto field numbers, for SourceCodeInfo paths. */
-enum { FILE_SERVICE = 6, SERVICE_METHOD = 2 };
+/* Field numbers of descriptor.proto, for SourceCodeInfo paths. */
+enum {
+  FILE_MESSAGE = 4, FILE_ENUM = 5, FILE_SERVICE = 6, /* FileDescriptorProto */
+  MESSAGE_NESTED = 3, MESSAGE_ENUM = 4,               /* DescriptorProto */
+  ENUM_VALUE = 2,                                      /* EnumDescriptorProto */
+  SERVICE_METHOD = 2,                                  /* ServiceDescriptorProto */
+  METHOD_INPUT = 2, METHOD_OUTPUT = 3                  /* MethodDescriptorProto */
+};
 
 /* ---------------------------------------------------------------- arena */
 
@@ -54,6 +61,7 @@ typedef struct type_entry {
 
 typedef struct builder {
   const Request *req;
+  nnrpc_model *m;
   nnrpc_arena *arena;
   nnrpc_sb *err;
   nnrpc_sb tmp;          /* scratch for names */
@@ -99,20 +107,45 @@ static const char *convert(builder *b, void (*conv)(nnrpc_sb *, const char *), c
   return keep_tmp(b);
 }
 
-static int fail(builder *b, const char *file, const char *f, ...) NNRPC_SB_PRINTF(3, 4);
-static int fail(builder *b, const char *file, const char *f, ...) {
+void nnrpc_put_where(nnrpc_sb *err, const char *file, nnrpc_loc loc) {
+  if (loc.line > 0)
+    nnrpc_sb_printf(err, "%s:%d:%d: ", file, loc.line, loc.col);
+  else
+    nnrpc_sb_printf(err, "%s: ", file);
+}
+
+static const nnrpc_loc no_loc = {0, 0};
+
+static int fail_at(builder *b, const char *file, nnrpc_loc loc, const char *f, ...) NNRPC_SB_PRINTF(4, 5);
+static int fail_at(builder *b, const char *file, nnrpc_loc loc, const char *f, ...) {
   va_list ap;
   va_start(ap, f);
   nnrpc_sb_clear(b->err);
-  nnrpc_sb_printf(b->err, "%s: ", file);
+  nnrpc_put_where(b->err, file, loc);
   nnrpc_sb_vprintf(b->err, f, ap);
   va_end(ap);
   return -1;
 }
 
+/* Where the construct at `path` (a SourceCodeInfo path: field numbers and
+ * indexes from the FileDescriptorProto down) starts in f. */
+static nnrpc_loc find_loc(const FileProto *f, const int32_t *path, size_t n) {
+  nnrpc_loc loc = {0, 0};
+  if (!f->source_code_info) return loc;
+  for (size_t i = 0; i < f->source_code_info->n_location; i++) {
+    const Google__Protobuf__SourceCodeInfo__Location *l = f->source_code_info->location[i];
+    if (l->n_path != n || l->n_span < 3 || (n && memcmp(l->path, path, n * sizeof *path) != 0)) continue;
+    if (l->span[0] < 0 || l->span[0] >= INT32_MAX || l->span[1] < 0 || l->span[1] >= INT32_MAX) continue;
+    loc.line = l->span[0] + 1; /* protoc counts from 0 and reports from 1 */
+    loc.col = l->span[1] + 1;
+    break;
+  }
+  return loc;
+}
+
 static const FileProto *find_file(const Request *req, const char *name) {
   for (size_t i = 0; i < req->n_proto_file; i++)
-    if (strcmp(req->proto_file[i]->name, name) == 0) return req->proto_file[i];
+    if (req->proto_file[i]->name && strcmp(req->proto_file[i]->name, name) == 0) return req->proto_file[i];
   return NULL;
 }
 
@@ -153,16 +186,24 @@ static const char *output_name(builder *b, const char *proto, const char *suffix
 
 /* File names end up in #include "...", string literals and comments. */
 static bool path_is_safe_in_c(const char *p) {
-  for (; *p; p++) {
-    unsigned char c = (unsigned char)*p;
-    if (c < 0x20 || c == 0x7f || strchr("\"\\*?", c)) return false;
+  for (size_t n = strlen(p); n > 0;) {
+    uint32_t c;
+    size_t len = nnrpc_utf8_decode(p, n, &c);
+    if (len == 0 || c < 0x20 || c == 0x7f || (c < 0x80 && strchr("\"\\*?", (int)c)) ||
+        nnrpc_utf8_is_bidi_control(c))
+      return false;
+    p += len;
+    n -= len;
   }
   return true;
 }
 
 static int check_path(builder *b, const char *proto) {
+  if (!proto) return fail_at(b, "protoc-gen-nnrpc", no_loc, "a file of the request has no name");
   if (path_is_safe_in_c(proto)) return 0;
-  return fail(b, proto, "this file name cannot be written into C (it contains \", \\, *, ? or a control character)");
+  return fail_at(b, proto, no_loc,
+                 "this file name cannot be written into C (it contains \", \\, *, ?, a control character, a "
+                 "bidirectional control or bytes that are not UTF-8)");
 }
 
 /* ---------------------------------------------------------------- type index */
@@ -170,6 +211,7 @@ static int check_path(builder *b, const char *proto) {
 static void index_messages(builder *b, const FileProto *f, const char *prefix, MsgProto *const *msgs,
                            size_t n, bool top_level) {
   for (size_t i = 0; i < n && !b->oom; i++) {
+    if (!msgs[i]->name) continue; /* protoc always names them */
     if (b->n_types == b->cap_types) {
       size_t cap = b->cap_types ? 2 * b->cap_types : 64;
       type_entry *t = realloc(b->types, cap * sizeof *t);
@@ -197,15 +239,20 @@ static const type_entry *find_type(const builder *b, const char *name) {
   return NULL;
 }
 
-/* Fills *t with protoc-c's names for the message `dotted_name`. */
-static int resolve_type(builder *b, const char *where, const char *dotted_name, nnrpc_type *t) {
-  const type_entry *e = find_type(b, dotted_name);
-  if (!e) return fail(b, where, "type %s is not in the request", dotted_name);
+/* Fills *t with protoc-c's names for the message `dotted_name`, the
+ * request or reply type of `method`, written at `loc` of `file`. */
+static int resolve_type(builder *b, const char *file, nnrpc_loc loc, const char *method, const char *dotted_name,
+                        nnrpc_type *t) {
+  const type_entry *e = dotted_name ? find_type(b, dotted_name) : NULL;
+  if (!e)
+    return fail_at(b, file, loc, "method %s: type %s is not in the request", method,
+                   dotted_name ? dotted_name : "(none)");
   nnrpc_pbc_file_opts o;
   nnrpc_pbc_file_options(e->file->options, &o);
   if (o.no_generate)
-    return fail(b, where, "type %s comes from %s, for which protoc-c generates no code ((pb_c_file).no_generate)",
-                e->full_name, e->file->name);
+    return fail_at(b, file, loc,
+                   "method %s: type %s comes from %s, for which protoc-c generates no code ((pb_c_file).no_generate)",
+                   method, e->full_name, e->file->name);
   if (check_path(b, e->file->name)) return -1;
   const char *cfull = c_full_name(b, e->file, e->relative);
   t->full_name = e->full_name;
@@ -224,78 +271,143 @@ static int resolve_type(builder *b, const char *where, const char *dotted_name, 
 
 /* ---------------------------------------------------------------- protoc-c's symbols */
 
-static void add_symbol(builder *b, nnrpc_file *out, const char *name, const char *origin) {
+/* The SourceCodeInfo path of the construct being visited, to locate the
+ * symbols of files we generate (deeper nesting than this goes unlocated). */
+enum { MAX_PATH = 64 };
+typedef struct sym_ctx {
+  const FileProto *f;
+  bool locate;           /* f is one of the files to generate */
+  int32_t path[MAX_PATH];
+  size_t depth;          /* may exceed MAX_PATH */
+} sym_ctx;
+
+static void push(sym_ctx *c, int32_t field, size_t index) {
+  if (c->depth + 2 <= MAX_PATH) {
+    c->path[c->depth] = field;
+    c->path[c->depth + 1] = (int32_t)index;
+  }
+  c->depth += 2;
+}
+static void pop(sym_ctx *c) { c->depth -= 2; }
+
+static nnrpc_loc here(const sym_ctx *c) {
+  if (!c->locate || c->depth > MAX_PATH) return no_loc;
+  return find_loc(c->f, c->path, c->depth);
+}
+
+static void add_symbol(builder *b, const sym_ctx *c, nnrpc_loc loc, const char *name, const char *origin) {
   nnrpc_symbol *s = alloc_array(b, 1, sizeof *s);
   if (!s) return;
   s->name = name;
   s->origin = origin;
-  s->next = out->pbc_symbols;
-  out->pbc_symbols = s;
+  s->file = c->f->name;
+  s->loc = loc;
+  s->next = b->m->pbc_symbols;
+  b->m->pbc_symbols = s;
 }
 
 /* Adds protoc-c's names for one type, `cfull` being its C-side full name. */
-static void add_rules(builder *b, nnrpc_file *out, const nnrpc_name_rule *rules, size_t n, const char *cfull,
+static void add_rules(builder *b, const sym_ctx *c, const nnrpc_name_rule *rules, size_t n, const char *cfull,
                       const char *origin) {
   const char *base[3];
   base[NNRPC_BASE_C] = convert(b, nnrpc_full_name_to_c, cfull);
   base[NNRPC_BASE_LOWER] = convert(b, nnrpc_full_name_to_lower, cfull);
   base[NNRPC_BASE_UPPER] = convert(b, nnrpc_full_name_to_upper, cfull);
-  for (size_t i = 0; i < n; i++) add_symbol(b, out, fmt(b, "%s%s", base[rules[i].base], rules[i].suffix), origin);
+  nnrpc_loc loc = here(c);
+  for (size_t i = 0; i < n; i++)
+    add_symbol(b, c, loc, fmt(b, "%s%s", base[rules[i].base], rules[i].suffix), origin);
 }
 
-static void add_enum_symbols(builder *b, nnrpc_file *out, const FileProto *f, const char *prefix,
-                             EnumProto *const *enums, size_t n) {
+static void add_enum_symbols(builder *b, sym_ctx *c, const char *prefix, int32_t field, EnumProto *const *enums,
+                             size_t n) {
+  const FileProto *f = c->f;
   for (size_t i = 0; i < n; i++) {
+    if (!enums[i]->name) continue;
+    push(c, field, i);
     const char *full = join_name(b, prefix, enums[i]->name);
-    add_rules(b, out, nnrpc_pbc_enum_names, nnrpc_pbc_enum_names_count, c_full_name(b, f, in_package(f, full)),
-              fmt(b, "enum %s (%s)", full, f->name));
+    const char *cfull = c_full_name(b, f, in_package(f, full));
+    add_rules(b, c, nnrpc_pbc_enum_names, nnrpc_pbc_enum_names_count, cfull, fmt(b, "enum %s (%s)", full, f->name));
+    /* the values: enumerators at file scope, "PKG__COLOR__" + the name as written */
+    const char *upper = convert(b, nnrpc_full_name_to_upper, cfull);
+    for (size_t j = 0; j < enums[i]->n_value; j++) {
+      const char *v = enums[i]->value[j]->name;
+      if (!v) continue;
+      push(c, ENUM_VALUE, j);
+      nnrpc_loc loc = here(c);
+      const char *name = fmt(b, "%s__%s", upper, v);
+      add_symbol(b, c, loc, name, fmt(b, "value %s of enum %s (%s)", v, full, f->name));
+      pop(c);
+    }
+    pop(c);
   }
 }
 
-static void add_message_symbols(builder *b, nnrpc_file *out, const FileProto *f, const char *prefix,
-                                MsgProto *const *msgs, size_t n) {
+static void add_message_symbols(builder *b, sym_ctx *c, const char *prefix, int32_t field, MsgProto *const *msgs,
+                                size_t n) {
+  const FileProto *f = c->f;
   for (size_t i = 0; i < n; i++) {
+    if (!msgs[i]->name) continue;
+    push(c, field, i);
     const char *full = join_name(b, prefix, msgs[i]->name);
-    add_rules(b, out, nnrpc_pbc_message_names, nnrpc_pbc_message_names_count, c_full_name(b, f, in_package(f, full)),
+    add_rules(b, c, nnrpc_pbc_message_names, nnrpc_pbc_message_names_count, c_full_name(b, f, in_package(f, full)),
               fmt(b, "message %s (%s)", full, f->name));
-    add_message_symbols(b, out, f, full, msgs[i]->nested_type, msgs[i]->n_nested_type);
-    add_enum_symbols(b, out, f, full, msgs[i]->enum_type, msgs[i]->n_enum_type);
+    add_message_symbols(b, c, full, MESSAGE_NESTED, msgs[i]->nested_type, msgs[i]->n_nested_type);
+    add_enum_symbols(b, c, full, MESSAGE_ENUM, msgs[i]->enum_type, msgs[i]->n_enum_type);
+    pop(c);
   }
 }
 
-static void add_file_symbols(builder *b, nnrpc_file *out, const FileProto *f) {
+static void add_file_symbols(builder *b, sym_ctx *c) {
+  const FileProto *f = c->f;
   const char *pkg = package_of(f);
-  add_message_symbols(b, out, f, pkg, f->message_type, f->n_message_type);
-  add_enum_symbols(b, out, f, pkg, f->enum_type, f->n_enum_type);
+  add_message_symbols(b, c, pkg, FILE_MESSAGE, f->message_type, f->n_message_type);
+  add_enum_symbols(b, c, pkg, FILE_ENUM, f->enum_type, f->n_enum_type);
   for (size_t i = 0; i < f->n_service; i++) {
     const ServiceProto *s = f->service[i];
+    if (!s->name) continue;
+    push(c, FILE_SERVICE, i);
     const char *origin = fmt(b, "service %s (%s)", join_name(b, pkg, s->name), f->name);
     const char *cfull = c_full_name(b, f, s->name);
-    add_rules(b, out, nnrpc_pbc_service_names, nnrpc_pbc_service_names_count, cfull, origin);
+    add_rules(b, c, nnrpc_pbc_service_names, nnrpc_pbc_service_names_count, cfull, origin);
     const char *lower = convert(b, nnrpc_full_name_to_lower, cfull);
     for (size_t j = 0; j < s->n_method; j++) {
+      const char *mname = s->method[j]->name;
+      if (!mname) continue;
+      push(c, SERVICE_METHOD, j);
       nnrpc_sb_clear(&b->tmp);
       nnrpc_sb_printf(&b->tmp, "%s__", lower);
-      nnrpc_camel_to_lower(&b->tmp, s->method[j]->name, strlen(s->method[j]->name));
+      nnrpc_camel_to_lower(&b->tmp, mname, strlen(mname));
       const char *name = keep_tmp(b); /* before fmt() reuses the scratch */
-      add_symbol(b, out, name, fmt(b, "method %s.%s (%s)", join_name(b, pkg, s->name), s->method[j]->name, f->name));
+      add_symbol(b, c, here(c), name, fmt(b, "method %s.%s (%s)", join_name(b, pkg, s->name), mname, f->name));
+      pop(c);
     }
+    pop(c);
   }
 }
 
-/* protoc-c's names in f and everything it imports, each file once: that is
- * what including f's .pb-c.h declares. */
-static void add_symbols_with_imports(builder *b, nnrpc_file *out, const FileProto *f, bool *seen) {
+static bool is_to_generate(const Request *req, const char *name) {
+  for (size_t i = 0; i < req->n_file_to_generate; i++)
+    if (req->file_to_generate[i] && strcmp(req->file_to_generate[i], name) == 0) return true;
+  return false;
+}
+
+/* protoc-c's names in f and everything it imports, each file once (seen[]
+ * is indexed like the request's files): what including f's .pb-c.h
+ * declares, and what its code is linked with. */
+static void add_symbols_with_imports(builder *b, const FileProto *f, bool *seen, size_t level) {
   size_t idx = 0;
   while (idx < b->req->n_proto_file && b->req->proto_file[idx] != f) idx++;
-  if (idx == b->req->n_proto_file || seen[idx]) return;
+  if (idx == b->req->n_proto_file || seen[idx] || level > b->req->n_proto_file) return;
   seen[idx] = true;
   nnrpc_pbc_file_opts o;
   nnrpc_pbc_file_options(f->options, &o);
-  if (!o.no_generate) add_file_symbols(b, out, f);
+  if (!o.no_generate && f->name) {
+    sym_ctx c = {f, is_to_generate(b->req, f->name), {0}, 0};
+    add_file_symbols(b, &c);
+  }
   for (size_t i = 0; i < f->n_dependency; i++) {
-    const FileProto *dep = find_file(b->req, f->dependency[i]);
-    if (dep) add_symbols_with_imports(b, out, dep, seen);
+    const FileProto *dep = f->dependency[i] ? find_file(b->req, f->dependency[i]) : NULL;
+    if (dep) add_symbols_with_imports(b, dep, seen, level + 1);
   }
 }
 
@@ -307,8 +419,12 @@ static void add_include(nnrpc_file *out, const char *header) {
   out->includes[out->n_includes++] = header; /* sized for the worst case */
 }
 
-static int build_method(builder *b, const FileProto *f, const nnrpc_service *s, const MethodProto *mp,
+static int build_method(builder *b, const FileProto *f, const nnrpc_service *s, size_t si, size_t mi,
                         nnrpc_method *m) {
+  const MethodProto *mp = f->service[si]->method[mi];
+  int32_t path[5] = {FILE_SERVICE, (int32_t)si, SERVICE_METHOD, (int32_t)mi, 0};
+  m->loc = find_loc(f, path, 4);
+  if (!mp->name || !*mp->name) return fail_at(b, f->name, m->loc, "service %s: a method without a name", s->full_name);
   m->name = mp->name;
   m->full_name = fmt(b, "%s.%s", s->full_name, mp->name);
   m->path = fmt(b, "/%s/%s", s->full_name, mp->name);
@@ -318,8 +434,14 @@ static int build_method(builder *b, const FileProto *f, const nnrpc_service *s, 
   m->client_streaming = mp->has_client_streaming && mp->client_streaming;
   m->server_streaming = mp->has_server_streaming && mp->server_streaming;
   m->deprecated = mp->options && mp->options->has_deprecated && mp->options->deprecated;
-  const char *where = fmt(b, "%s: method %s", f->name, m->full_name);
-  if (resolve_type(b, where, mp->input_type, &m->input) || resolve_type(b, where, mp->output_type, &m->output))
+  /* a type's problem is reported where the type is written, if protoc says */
+  nnrpc_loc in_loc, out_loc;
+  path[4] = METHOD_INPUT;
+  in_loc = find_loc(f, path, 5);
+  path[4] = METHOD_OUTPUT;
+  out_loc = find_loc(f, path, 5);
+  if (resolve_type(b, f->name, in_loc.line ? in_loc : m->loc, m->full_name, mp->input_type, &m->input) ||
+      resolve_type(b, f->name, out_loc.line ? out_loc : m->loc, m->full_name, mp->output_type, &m->output))
     return -1;
   /* only the names of functions the method's kind gets (see model.h) */
   const bool cs = m->client_streaming, ss = m->server_streaming, unary = !cs && !ss;
@@ -338,8 +460,11 @@ static int build_method(builder *b, const FileProto *f, const nnrpc_service *s, 
   return 0;
 }
 
-static int build_service(builder *b, const FileProto *f, const ServiceProto *sp, nnrpc_file *out,
-                         nnrpc_service *s) {
+static int build_service(builder *b, const FileProto *f, size_t si, nnrpc_file *out, nnrpc_service *s) {
+  const ServiceProto *sp = f->service[si];
+  const int32_t path[2] = {FILE_SERVICE, (int32_t)si};
+  s->loc = find_loc(f, path, 2);
+  if (!sp->name || !*sp->name) return fail_at(b, f->name, s->loc, "a service without a name");
   s->name = sp->name;
   s->full_name = join_name(b, package_of(f), sp->name);
   const char *cfull = c_full_name(b, f, sp->name);
@@ -354,7 +479,7 @@ static int build_service(builder *b, const FileProto *f, const ServiceProto *sp,
   if (!s->methods) return -1;
   for (size_t i = 0; i < sp->n_method; i++) {
     nnrpc_method *m = &s->methods[i];
-    if (build_method(b, f, s, sp->method[i], m)) return -1;
+    if (build_method(b, f, s, si, i, m)) return -1;
     add_include(out, m->input.header);
     add_include(out, m->output.header);
   }
@@ -376,15 +501,45 @@ static void attach_comments(const FileProto *f, nnrpc_file *out) {
   }
 }
 
+/* ---------------------------------------------------------------- descriptors */
+
+/* Appends f's descriptor to out->fdescs, then its imports' (depth first,
+ * each file once; an import missing from the request is left out). */
+static void add_fdesc(builder *b, const FileProto *f, nnrpc_file *out, size_t cap) {
+  if (!f->name || out->n_fdescs == cap) return;
+  for (size_t i = 0; i < out->n_fdescs; i++)
+    if (strcmp(out->fdescs[i].proto, f->name) == 0) return;
+  nnrpc_fdesc *d = &out->fdescs[out->n_fdescs++];
+  d->proto = f->name;
+  /* protoc sends source_code_info only for the files to generate: without
+   * it, an imported file's bytes are the same in every generated file */
+  FileProto copy = *f;
+  copy.source_code_info = NULL;
+  d->len = google__protobuf__file_descriptor_proto__get_packed_size(&copy);
+  uint8_t *data = alloc_array(b, d->len, 1);
+  if (data) google__protobuf__file_descriptor_proto__pack(&copy, data);
+  d->data = data;
+  const char **deps = alloc_array(b, f->n_dependency, sizeof *deps);
+  for (size_t i = 0; deps && i < f->n_dependency; i++)
+    if (f->dependency[i]) deps[d->n_deps++] = f->dependency[i];
+  d->deps = deps;
+  for (size_t i = 0; i < d->n_deps; i++) {
+    const FileProto *dep = find_file(b->req, d->deps[i]);
+    if (dep) add_fdesc(b, dep, out, cap);
+  }
+}
+
 static int build_file(builder *b, const FileProto *f, nnrpc_file *out) {
   if (check_path(b, f->name)) return -1;
+  out->model = b->m;
   out->proto = f->name;
-  out->out_h = output_name(b, f->name, ".nnrpc.h");
-  out->out_c = output_name(b, f->name, ".nnrpc.c");
+  const char *suffix = b->m->params.suffix;
+  out->out_h = output_name(b, f->name, fmt(b, "%s.h", suffix));
+  out->out_c = output_name(b, f->name, fmt(b, "%s.c", suffix));
   const char *slash = strrchr(out->out_h, '/');
   out->h_include = slash ? slash + 1 : out->out_h;
   nnrpc_sb_clear(&b->tmp);
-  nnrpc_header_guard(&b->tmp, f->name);
+  nnrpc_header_guard(&b->tmp, out->out_h);
   out->guard = keep_tmp(b);
 
   size_t max_includes = 1;
@@ -397,44 +552,101 @@ static int build_file(builder *b, const FileProto *f, nnrpc_file *out) {
   if (!o.no_generate) add_include(out, output_name(b, f->name, ".pb-c.h"));
   out->n_services = f->n_service;
   for (size_t i = 0; i < f->n_service; i++)
-    if (build_service(b, f, f->service[i], out, &out->services[i])) return -1;
+    if (build_service(b, f, i, out, &out->services[i])) return -1;
   attach_comments(f, out);
-
-  bool *seen = calloc(b->req->n_proto_file + 1, sizeof *seen);
-  if (!seen) {
-    b->oom = true;
-    return -1;
+  if (f->n_service > 0) { /* the descriptors the generated code embeds */
+    out->fdescs = alloc_array(b, b->req->n_proto_file, sizeof *out->fdescs);
+    if (out->fdescs) add_fdesc(b, f, out, b->req->n_proto_file);
   }
-  add_symbols_with_imports(b, out, f, seen);
-  free(seen);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- parameters */
+
+#define PARAMS_HELP "suffix=SUFFIX (x.proto gives xSUFFIX.h and xSUFFIX.c; the default is .nnrpc)"
+
+static int bad_param(builder *b, const char *f, ...) NNRPC_SB_PRINTF(2, 3);
+static int bad_param(builder *b, const char *f, ...) {
+  va_list ap;
+  va_start(ap, f);
+  nnrpc_sb_clear(b->err);
+  nnrpc_sb_puts(b->err, "protoc-gen-nnrpc: ");
+  nnrpc_sb_vprintf(b->err, f, ap);
+  va_end(ap);
+  return -1;
+}
+
+/* suffix=SUFFIX: any name made of letters, digits, '.', '_' and '-', but
+ * protoc-c's own. */
+static int set_suffix(builder *b, const char *v, int n) {
+  if (n == 0) return bad_param(b, "parameter suffix needs a value, as in suffix=.rpc");
+  for (int i = 0; i < n; i++) {
+    char c = v[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+          c == '-'))
+      return bad_param(b, "suffix=%.*s: a suffix is made of letters, digits, '.', '_' and '-'", n, v);
+  }
+  if (n == 5 && memcmp(v, ".pb-c", 5) == 0)
+    return bad_param(b, "suffix=.pb-c would overwrite protoc-c's output");
+  b->m->params.suffix = fmt(b, "%.*s", n, v);
+  return 0;
+}
+
+/* protoc hands over --nnrpc_opt (and --nnrpc_out=PARAMS:DIR) as one string,
+ * several options joined by ','. */
+static int parse_params(builder *b, const char *s) {
+  bool have_suffix = false;
+  b->m->params.suffix = ".nnrpc";
+  while (s && *s) {
+    const char *end = strchr(s, ',');
+    int n = end ? (int)(end - s) : (int)strlen(s);
+    const char *eq = memchr(s, '=', (size_t)n);
+    int key = eq ? (int)(eq - s) : n;
+    if (n == 0) {
+      /* "a,,b" or a trailing comma: nothing */
+    } else if (key == 6 && memcmp(s, "suffix", 6) == 0) {
+      if (have_suffix) return bad_param(b, "parameter suffix is given twice");
+      have_suffix = true;
+      if (set_suffix(b, eq ? eq + 1 : "", eq ? n - key - 1 : 0)) return -1;
+    } else {
+      return bad_param(b, "unknown parameter \"%.*s\"; the plugin takes " PARAMS_HELP, n, s);
+    }
+    s = end ? end + 1 : s + n;
+  }
   return 0;
 }
 
 /* ---------------------------------------------------------------- entry points */
 
 int nnrpc_model_build(const Request *req, nnrpc_model *m, nnrpc_sb *err) {
-  builder b = {req, NULL, err, NNRPC_SB_INIT, false, NULL, 0, 0};
+  builder b = {req, m, NULL, err, NNRPC_SB_INIT, false, NULL, 0, 0};
+  bool *seen = NULL;
   memset(m, 0, sizeof *m);
   m->arena = calloc(1, sizeof *m->arena);
   if (!m->arena) goto oom;
   b.arena = m->arena;
+  if (parse_params(&b, req->parameter)) goto fail;
 
   for (size_t i = 0; i < req->n_proto_file; i++) {
     const FileProto *f = req->proto_file[i];
     index_messages(&b, f, package_of(f), f->message_type, f->n_message_type, true);
   }
   m->files = alloc_array(&b, req->n_file_to_generate, sizeof *m->files);
-  if (b.oom) goto oom;
+  seen = calloc(req->n_proto_file + 1, sizeof *seen);
+  if (b.oom || !seen) goto oom;
   for (size_t i = 0; i < req->n_file_to_generate; i++) {
-    const FileProto *f = find_file(req, req->file_to_generate[i]);
+    const char *name = req->file_to_generate[i];
+    const FileProto *f = name ? find_file(req, name) : NULL;
     if (!f) {
-      fail(&b, req->file_to_generate[i], "not among the request's files");
+      fail_at(&b, name ? name : "(no name)", no_loc, "not among the request's files");
       goto fail;
     }
     if (build_file(&b, f, &m->files[i])) goto fail;
     m->n_files = i + 1;
+    add_symbols_with_imports(&b, f, seen, 0);
   }
   if (b.oom) goto oom;
+  free(seen);
   free(b.types);
   nnrpc_sb_free(&b.tmp);
   return 0;
@@ -446,6 +658,7 @@ fail:
     nnrpc_sb_clear(err);
     nnrpc_sb_puts(err, "protoc-gen-nnrpc: out of memory");
   }
+  free(seen);
   free(b.types);
   nnrpc_sb_free(&b.tmp);
   nnrpc_model_free(m);

@@ -108,28 +108,34 @@ const nnrpc_name_rule nnrpc_pbc_service_names[] = {
 };
 const size_t nnrpc_pbc_service_names_count = sizeof nnrpc_pbc_service_names / sizeof nnrpc_pbc_service_names[0];
 
-void nnrpc_header_guard(nnrpc_sb *out, const char *proto_path) {
-  nnrpc_sb base = NNRPC_SB_INIT;
-  nnrpc_strip_proto(&base, proto_path);
+void nnrpc_header_guard(nnrpc_sb *out, const char *header_path) {
+  const char *end = header_path + strlen(header_path);
+  if (end - header_path > 2 && strcmp(end - 2, ".h") == 0) end -= 2;
   nnrpc_sb_puts(out, "NNRPC_GENERATED_");
-  for (const char *p = nnrpc_sb_str(&base); *p; p++) nnrpc_sb_putc(out, is_alnum(*p) ? to_upper(*p) : '_');
-  nnrpc_sb_puts(out, "_NNRPC_H");
-  if (base.failed) out->failed = true;
-  nnrpc_sb_free(&base);
+  for (const char *p = header_path; p < end; p++) nnrpc_sb_putc(out, is_alnum(*p) ? to_upper(*p) : '_');
+  nnrpc_sb_puts(out, "_H");
 }
 
-bool nnrpc_is_reserved_c_name(const char *name) {
-  static const char *const reserved[] = {
-      /* C11 keywords that are all lowercase */
+const char *nnrpc_reserved_c_name(const char *name) {
+  static const char *const keywords[] = {
+      /* C11's lowercase keywords */
       "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
       "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return",
       "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void",
       "volatile", "while",
-      /* macros from headers the generated code includes */
-      "bool", "true", "false", "offsetof", "assert",
-      /* predefined by gcc/clang in GNU modes (-std=gnu11) */
+      /* C23's new ones (bool, true, false, static_assert are macros below) */
+      "alignas", "alignof", "constexpr", "nullptr", "thread_local", "typeof", "typeof_unqual",
+      /* GNU C's (-std=gnu11, the compilers' default) */
+      "asm"};
+  static const char *const macros[] = {
+      /* <stdbool.h>, <stddef.h>, <assert.h>: included by <nnrpc/nnrpc.h> */
+      "bool", "true", "false", "offsetof", "assert", "static_assert",
+      /* predefined by gcc and clang in GNU modes */
       "linux", "unix", "i386"};
-  for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
-    if (strcmp(name, reserved[i]) == 0) return true;
-  return false;
+  if (name[0] == '_' && name[1] == '_') return "begins with two underscores, which C reserves for the compiler";
+  for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
+    if (strcmp(name, keywords[i]) == 0) return "is a C keyword";
+  for (size_t i = 0; i < sizeof macros / sizeof macros[0]; i++)
+    if (strcmp(name, macros[i]) == 0) return "is a standard C macro";
+  return NULL;
 }

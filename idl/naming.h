@@ -77,11 +77,16 @@ extern const size_t nnrpc_pbc_service_names_count;
 #define NNRPC_FMT_RECV "%s__%s__recv"                     /* P, M, server side */
 #define NNRPC_FMT_SEND "%s__%s__send"                     /* P, M, server side */
 
-/* "dir/x-y.proto" -> "NNRPC_GENERATED_DIR_X_Y_NNRPC_H" */
-void nnrpc_header_guard(nnrpc_sb *out, const char *proto_path);
+/* The include guard of a generated header, from its path: "dir/x-y.nnrpc.h"
+ * -> "NNRPC_GENERATED_DIR_X_Y_NNRPC_H" (letters uppercased, every character
+ * but letters and digits turned into '_'). */
+void nnrpc_header_guard(nnrpc_sb *out, const char *header_path);
 
-/* True if `name` cannot be a struct member or a function's name in C:
- * a keyword, or a macro that <nnrpc/nnrpc.h> or GNU C modes define. */
-bool nnrpc_is_reserved_c_name(const char *name);
+/* Why `name` (protoc-c's lowercase name of a method, which is also our
+ * handler member) cannot be a member's name in C: it is a keyword (C11,
+ * C23 or GNU), a lowercase macro of a header the generated code includes or
+ * of gcc/clang, or begins with "__" (the compiler's own names, keywords and
+ * macros among them: __int128, __linux, ...). NULL when it can. */
+const char *nnrpc_reserved_c_name(const char *name);
 
 #endif

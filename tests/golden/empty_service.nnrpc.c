@@ -3,13 +3,37 @@
 
 #include "empty_service.nnrpc.h"
 
+/* ---- descriptors of empty_service.proto and the files it imports (for reflection) ---- */
+
+/* empty_service.proto: google.protobuf.FileDescriptorProto, 43 bytes */
+static const uint8_t nnrpc_fd0_data[43] = {
+  0x0a, 0x13, 0x65, 0x6d, 0x70, 0x74, 0x79, 0x5f, 0x73, 0x65, 0x72, 0x76, 0x69, 0x63, 0x65, 0x2e,
+  0x70, 0x72, 0x6f, 0x74, 0x6f, 0x12, 0x04, 0x69, 0x64, 0x6c, 0x65, 0x32, 0x06, 0x0a, 0x04, 0x49,
+  0x64, 0x6c, 0x65, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
+};
+static const nnrpc_file_descriptor nnrpc_fd0 = {
+  .name = "empty_service.proto",
+  .data = nnrpc_fd0_data,
+  .len = 43,
+};
+
+static const nnrpc_file_descriptor *const nnrpc_files[1] = {
+  &nnrpc_fd0,
+};
+
 /* ---- service idle.Idle ---- */
 
 const nnrpc_service idle__idle__nnrpc_service = {
-  "idle.Idle", 0, NULL, sizeof(Idle__Idle_Handlers)
+  .name = "idle.Idle",
+  .n_methods = 0,
+  .methods = NULL,
+  .handlers_size = sizeof(Idle__Idle_Handlers),
+  .n_files = 1,
+  .files = nnrpc_files,
 };
 
-int idle__idle__handlers__register(nnrpc_server *srv, const Idle__Idle_Handlers *handlers, void *user_data)
+int idle__idle__handlers__register(nnrpc_server *srv, const Idle__Idle_Handlers *handlers,
+                                   void *user_data)
 {
   if (handlers == NULL)
     return NNRPC_INVALID_ARGUMENT;

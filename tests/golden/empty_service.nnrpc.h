@@ -7,8 +7,8 @@
 #include <nnrpc/nnrpc.h>
 #include "empty_service.pb-c.h"
 
-#if NNRPC_API_VERSION != 2
-#error "empty_service.nnrpc.h was generated for nnrpc API version 2: regenerate it"
+#if NNRPC_API_VERSION != 3
+#error "empty_service.nnrpc.h was generated for nnrpc API version 3: regenerate it"
 #endif
 
 PROTOBUF_C__BEGIN_DECLS
@@ -26,7 +26,8 @@ typedef struct Idle__Idle_Handlers {
 
 /* The table is copied; user_data is given back by nnrpc_ctx_user_data().
  * Call before nnrpc_server_start. */
-int idle__idle__handlers__register(nnrpc_server *srv, const Idle__Idle_Handlers *handlers, void *user_data);
+int idle__idle__handlers__register(nnrpc_server *srv, const Idle__Idle_Handlers *handlers,
+                                   void *user_data);
 
 /* Service description used by the runtime (reflection, generic clients). */
 extern const nnrpc_service idle__idle__nnrpc_service;

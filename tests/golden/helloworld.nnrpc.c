@@ -3,47 +3,94 @@
 
 #include "helloworld.nnrpc.h"
 
+/* ---- descriptors of helloworld.proto and the files it imports (for reflection) ---- */
+
+/* helloworld.proto: google.protobuf.FileDescriptorProto, 187 bytes */
+static const uint8_t nnrpc_fd0_data[187] = {
+  0x0a, 0x10, 0x68, 0x65, 0x6c, 0x6c, 0x6f, 0x77, 0x6f, 0x72, 0x6c, 0x64, 0x2e, 0x70, 0x72, 0x6f,
+  0x74, 0x6f, 0x12, 0x0a, 0x68, 0x65, 0x6c, 0x6c, 0x6f, 0x77, 0x6f, 0x72, 0x6c, 0x64, 0x22, 0x22,
+  0x0a, 0x0c, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x12, 0x12,
+  0x0a, 0x04, 0x6e, 0x61, 0x6d, 0x65, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x04, 0x6e, 0x61,
+  0x6d, 0x65, 0x22, 0x26, 0x0a, 0x0a, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x52, 0x65, 0x70, 0x6c, 0x79,
+  0x12, 0x18, 0x0a, 0x07, 0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65, 0x18, 0x01, 0x20, 0x01, 0x28,
+  0x09, 0x52, 0x07, 0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65, 0x32, 0x47, 0x0a, 0x07, 0x47, 0x72,
+  0x65, 0x65, 0x74, 0x65, 0x72, 0x12, 0x3c, 0x0a, 0x08, 0x53, 0x61, 0x79, 0x48, 0x65, 0x6c, 0x6c,
+  0x6f, 0x12, 0x18, 0x2e, 0x68, 0x65, 0x6c, 0x6c, 0x6f, 0x77, 0x6f, 0x72, 0x6c, 0x64, 0x2e, 0x48,
+  0x65, 0x6c, 0x6c, 0x6f, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x1a, 0x16, 0x2e, 0x68, 0x65,
+  0x6c, 0x6c, 0x6f, 0x77, 0x6f, 0x72, 0x6c, 0x64, 0x2e, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x52, 0x65,
+  0x70, 0x6c, 0x79, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
+};
+static const nnrpc_file_descriptor nnrpc_fd0 = {
+  .name = "helloworld.proto",
+  .data = nnrpc_fd0_data,
+  .len = 187,
+};
+
+static const nnrpc_file_descriptor *const nnrpc_files[1] = {
+  &nnrpc_fd0,
+};
+
 /* ---- service helloworld.Greeter ---- */
 
-static int helloworld__greeter__say_hello__invoke(nnrpc_ctx *ctx, const void *handlers, const ProtobufCMessage *req, ProtobufCMessage *reply)
+static int helloworld__greeter__say_hello__invoke(nnrpc_ctx *ctx, const void *handlers,
+                                                  const ProtobufCMessage *req,
+                                                  ProtobufCMessage *reply)
 {
   const Helloworld__Greeter_Handlers *h = handlers;
   return h->say_hello(ctx, (const Helloworld__HelloRequest *)req, (Helloworld__HelloReply *)reply);
 }
 
 static const nnrpc_method helloworld__greeter__methods[1] = {
-  { "/helloworld.Greeter/SayHello", &helloworld__hello_request__descriptor, &helloworld__hello_reply__descriptor, NNRPC_UNARY, helloworld__greeter__say_hello__invoke },
+  { "/helloworld.Greeter/SayHello", &helloworld__hello_request__descriptor,
+    &helloworld__hello_reply__descriptor, NNRPC_UNARY, helloworld__greeter__say_hello__invoke },
 };
 
 const nnrpc_service helloworld__greeter__nnrpc_service = {
-  "helloworld.Greeter", 1, helloworld__greeter__methods, sizeof(Helloworld__Greeter_Handlers)
+  .name = "helloworld.Greeter",
+  .n_methods = 1,
+  .methods = helloworld__greeter__methods,
+  .handlers_size = sizeof(Helloworld__Greeter_Handlers),
+  .n_files = 1,
+  .files = nnrpc_files,
 };
 
-int helloworld__greeter__handlers__register(nnrpc_server *srv, const Helloworld__Greeter_Handlers *handlers, void *user_data)
+int helloworld__greeter__handlers__register(nnrpc_server *srv,
+                                            const Helloworld__Greeter_Handlers *handlers,
+                                            void *user_data)
 {
   if (handlers == NULL)
     return NNRPC_INVALID_ARGUMENT;
   const bool present[1] = {
     handlers->say_hello != NULL,
   };
-  return nnrpc_server_add_service(srv, &helloworld__greeter__nnrpc_service, handlers, present, user_data);
+  return nnrpc_server_add_service(srv, &helloworld__greeter__nnrpc_service, handlers, present,
+                                  user_data);
 }
 
-nnrpc_status helloworld__greeter__say_hello__call(nnrpc_channel *ch, const Helloworld__HelloRequest *req, Helloworld__HelloReply **reply, const nnrpc_call_opts *opts)
+nnrpc_status helloworld__greeter__say_hello__call(nnrpc_channel *ch,
+                                                  const Helloworld__HelloRequest *req,
+                                                  Helloworld__HelloReply **reply,
+                                                  const nnrpc_call_opts *opts)
 {
   ProtobufCMessage *out = NULL;
-  nnrpc_status st = nnrpc_unary_call(ch, &helloworld__greeter__methods[0], (const ProtobufCMessage *)req, reply ? &out : NULL, opts);
+  nnrpc_status st = nnrpc_unary_call(ch, &helloworld__greeter__methods[0],
+                                     (const ProtobufCMessage *)req, reply ? &out : NULL, opts);
   if (reply != NULL)
     *reply = (Helloworld__HelloReply *)out;
   return st;
 }
 
-int helloworld__greeter__say_hello__start(nnrpc_channel *ch, const Helloworld__HelloRequest *req, const nnrpc_call_opts *opts, const nnrpc_completion *how, nnrpc_call **call)
+int helloworld__greeter__say_hello__start(nnrpc_channel *ch, const Helloworld__HelloRequest *req,
+                                          const nnrpc_call_opts *opts, const nnrpc_completion *how,
+                                          nnrpc_call **call)
 {
-  return nnrpc_unary_start(ch, &helloworld__greeter__methods[0], (const ProtobufCMessage *)req, opts, how, call);
+  return nnrpc_unary_start(ch, &helloworld__greeter__methods[0], (const ProtobufCMessage *)req,
+                           opts, how, call);
 }
 
-nnrpc_status helloworld__greeter__say_hello__finish(nnrpc_call *call, Helloworld__HelloReply **reply, nnrpc_metadata *trailers)
+nnrpc_status helloworld__greeter__say_hello__finish(nnrpc_call *call,
+                                                    Helloworld__HelloReply **reply,
+                                                    nnrpc_metadata *trailers)
 {
   ProtobufCMessage *out = NULL;
   nnrpc_status st = nnrpc_unary_finish(call, reply ? &out : NULL, trailers);

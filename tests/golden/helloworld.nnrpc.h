@@ -7,8 +7,8 @@
 #include <nnrpc/nnrpc.h>
 #include "helloworld.pb-c.h"
 
-#if NNRPC_API_VERSION != 2
-#error "helloworld.nnrpc.h was generated for nnrpc API version 2: regenerate it"
+#if NNRPC_API_VERSION != 3
+#error "helloworld.nnrpc.h was generated for nnrpc API version 3: regenerate it"
 #endif
 
 PROTOBUF_C__BEGIN_DECLS
@@ -24,24 +24,34 @@ PROTOBUF_C__BEGIN_DECLS
  * reply memory with nnrpc_ctx_alloc / nnrpc_ctx_strdup. */
 typedef struct Helloworld__Greeter_Handlers {
   /* Sends a greeting. */
-  int (*say_hello)(nnrpc_ctx *ctx, const Helloworld__HelloRequest *req, Helloworld__HelloReply *reply);
+  int (*say_hello)(nnrpc_ctx *ctx, const Helloworld__HelloRequest *req,
+                   Helloworld__HelloReply *reply);
 } Helloworld__Greeter_Handlers;
 
 /* The table is copied; user_data is given back by nnrpc_ctx_user_data().
  * Call before nnrpc_server_start. */
-int helloworld__greeter__handlers__register(nnrpc_server *srv, const Helloworld__Greeter_Handlers *handlers, void *user_data);
+int helloworld__greeter__handlers__register(nnrpc_server *srv,
+                                            const Helloworld__Greeter_Handlers *handlers,
+                                            void *user_data);
 
 /* ---- SayHello, client side */
 /* Sends a greeting. */
 /* Blocking call. On NNRPC_OK *reply is owned by the caller: free it with
  * helloworld__hello_reply__free_unpacked(*reply, NULL). */
-nnrpc_status helloworld__greeter__say_hello__call(nnrpc_channel *ch, const Helloworld__HelloRequest *req, Helloworld__HelloReply **reply, const nnrpc_call_opts *opts);
+nnrpc_status helloworld__greeter__say_hello__call(nnrpc_channel *ch,
+                                                  const Helloworld__HelloRequest *req,
+                                                  Helloworld__HelloReply **reply,
+                                                  const nnrpc_call_opts *opts);
 /* Starts the same call without blocking; it completes through `how` (a callback
  * or a completion queue). */
-int helloworld__greeter__say_hello__start(nnrpc_channel *ch, const Helloworld__HelloRequest *req, const nnrpc_call_opts *opts, const nnrpc_completion *how, nnrpc_call **call);
+int helloworld__greeter__say_hello__start(nnrpc_channel *ch, const Helloworld__HelloRequest *req,
+                                          const nnrpc_call_opts *opts, const nnrpc_completion *how,
+                                          nnrpc_call **call);
 /* Once it completed: the result, as for the blocking call (reply may be NULL to
  * discard it), and the call is freed. */
-nnrpc_status helloworld__greeter__say_hello__finish(nnrpc_call *call, Helloworld__HelloReply **reply, nnrpc_metadata *trailers);
+nnrpc_status helloworld__greeter__say_hello__finish(nnrpc_call *call,
+                                                    Helloworld__HelloReply **reply,
+                                                    nnrpc_metadata *trailers);
 
 /* Service description used by the runtime (reflection, generic clients). */
 extern const nnrpc_service helloworld__greeter__nnrpc_service;

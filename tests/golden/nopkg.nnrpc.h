@@ -10,8 +10,8 @@
 #include "google/protobuf/empty.pb-c.h"
 #include "renamed.pb-c.h"
 
-#if NNRPC_API_VERSION != 2
-#error "nopkg.nnrpc.h was generated for nnrpc API version 2: regenerate it"
+#if NNRPC_API_VERSION != 3
+#error "nopkg.nnrpc.h was generated for nnrpc API version 3: regenerate it"
 #endif
 
 #ifndef NNRPC_DEPRECATED
@@ -40,7 +40,8 @@ PROTOBUF_C__BEGIN_DECLS
  * reply memory with nnrpc_ctx_alloc / nnrpc_ctx_strdup. */
 typedef struct Tricky_Handlers {
   /* Odd case: HTTPRequest becomes httprequest. */
-  int (*httprequest)(nnrpc_ctx *ctx, const Other__V1__Outer__Inner *req, Google__Protobuf__Empty *reply);
+  int (*httprequest)(nnrpc_ctx *ctx, const Other__V1__Outer__Inner *req,
+                     Google__Protobuf__Empty *reply);
   int (*get_value)(nnrpc_ctx *ctx, const Local__Sub *req, Other__V1__Outer *reply);
   int (*say_hello2_you)(nnrpc_ctx *ctx, const Rn__Thing *req, Local *reply);
   /* Old name; use get_value. */
@@ -55,47 +56,63 @@ int tricky__handlers__register(nnrpc_server *srv, const Tricky_Handlers *handler
 /* Odd case: HTTPRequest becomes httprequest. */
 /* Blocking call. On NNRPC_OK *reply is owned by the caller: free it with
  * google__protobuf__empty__free_unpacked(*reply, NULL). */
-nnrpc_status tricky__httprequest__call(nnrpc_channel *ch, const Other__V1__Outer__Inner *req, Google__Protobuf__Empty **reply, const nnrpc_call_opts *opts);
+nnrpc_status tricky__httprequest__call(nnrpc_channel *ch, const Other__V1__Outer__Inner *req,
+                                       Google__Protobuf__Empty **reply,
+                                       const nnrpc_call_opts *opts);
 /* Starts the same call without blocking; it completes through `how` (a callback
  * or a completion queue). */
-int tricky__httprequest__start(nnrpc_channel *ch, const Other__V1__Outer__Inner *req, const nnrpc_call_opts *opts, const nnrpc_completion *how, nnrpc_call **call);
+int tricky__httprequest__start(nnrpc_channel *ch, const Other__V1__Outer__Inner *req,
+                               const nnrpc_call_opts *opts, const nnrpc_completion *how,
+                               nnrpc_call **call);
 /* Once it completed: the result, as for the blocking call (reply may be NULL to
  * discard it), and the call is freed. */
-nnrpc_status tricky__httprequest__finish(nnrpc_call *call, Google__Protobuf__Empty **reply, nnrpc_metadata *trailers);
+nnrpc_status tricky__httprequest__finish(nnrpc_call *call, Google__Protobuf__Empty **reply,
+                                         nnrpc_metadata *trailers);
 
 /* ---- get_value, client side */
 /* Blocking call. On NNRPC_OK *reply is owned by the caller: free it with
  * other__v1__outer__free_unpacked(*reply, NULL). */
-nnrpc_status tricky__get_value__call(nnrpc_channel *ch, const Local__Sub *req, Other__V1__Outer **reply, const nnrpc_call_opts *opts);
+nnrpc_status tricky__get_value__call(nnrpc_channel *ch, const Local__Sub *req,
+                                     Other__V1__Outer **reply, const nnrpc_call_opts *opts);
 /* Starts the same call without blocking; it completes through `how` (a callback
  * or a completion queue). */
-int tricky__get_value__start(nnrpc_channel *ch, const Local__Sub *req, const nnrpc_call_opts *opts, const nnrpc_completion *how, nnrpc_call **call);
+int tricky__get_value__start(nnrpc_channel *ch, const Local__Sub *req, const nnrpc_call_opts *opts,
+                             const nnrpc_completion *how, nnrpc_call **call);
 /* Once it completed: the result, as for the blocking call (reply may be NULL to
  * discard it), and the call is freed. */
-nnrpc_status tricky__get_value__finish(nnrpc_call *call, Other__V1__Outer **reply, nnrpc_metadata *trailers);
+nnrpc_status tricky__get_value__finish(nnrpc_call *call, Other__V1__Outer **reply,
+                                       nnrpc_metadata *trailers);
 
 /* ---- SayHello2You, client side */
 /* Blocking call. On NNRPC_OK *reply is owned by the caller: free it with
  * local__free_unpacked(*reply, NULL). */
-nnrpc_status tricky__say_hello2_you__call(nnrpc_channel *ch, const Rn__Thing *req, Local **reply, const nnrpc_call_opts *opts);
+nnrpc_status tricky__say_hello2_you__call(nnrpc_channel *ch, const Rn__Thing *req, Local **reply,
+                                          const nnrpc_call_opts *opts);
 /* Starts the same call without blocking; it completes through `how` (a callback
  * or a completion queue). */
-int tricky__say_hello2_you__start(nnrpc_channel *ch, const Rn__Thing *req, const nnrpc_call_opts *opts, const nnrpc_completion *how, nnrpc_call **call);
+int tricky__say_hello2_you__start(nnrpc_channel *ch, const Rn__Thing *req,
+                                  const nnrpc_call_opts *opts, const nnrpc_completion *how,
+                                  nnrpc_call **call);
 /* Once it completed: the result, as for the blocking call (reply may be NULL to
  * discard it), and the call is freed. */
-nnrpc_status tricky__say_hello2_you__finish(nnrpc_call *call, Local **reply, nnrpc_metadata *trailers);
+nnrpc_status tricky__say_hello2_you__finish(nnrpc_call *call, Local **reply,
+                                            nnrpc_metadata *trailers);
 
 /* ---- OldCall, client side (deprecated) */
 /* Old name; use get_value. */
 /* Blocking call. On NNRPC_OK *reply is owned by the caller: free it with
  * local__free_unpacked(*reply, NULL). */
-nnrpc_status tricky__old_call__call(nnrpc_channel *ch, const Google__Protobuf__Empty *req, Local **reply, const nnrpc_call_opts *opts) NNRPC_DEPRECATED;
+nnrpc_status tricky__old_call__call(nnrpc_channel *ch, const Google__Protobuf__Empty *req,
+                                    Local **reply, const nnrpc_call_opts *opts) NNRPC_DEPRECATED;
 /* Starts the same call without blocking; it completes through `how` (a callback
  * or a completion queue). */
-int tricky__old_call__start(nnrpc_channel *ch, const Google__Protobuf__Empty *req, const nnrpc_call_opts *opts, const nnrpc_completion *how, nnrpc_call **call) NNRPC_DEPRECATED;
+int tricky__old_call__start(nnrpc_channel *ch, const Google__Protobuf__Empty *req,
+                            const nnrpc_call_opts *opts, const nnrpc_completion *how,
+                            nnrpc_call **call) NNRPC_DEPRECATED;
 /* Once it completed: the result, as for the blocking call (reply may be NULL to
  * discard it), and the call is freed. */
-nnrpc_status tricky__old_call__finish(nnrpc_call *call, Local **reply, nnrpc_metadata *trailers) NNRPC_DEPRECATED;
+nnrpc_status tricky__old_call__finish(nnrpc_call *call, Local **reply,
+                                      nnrpc_metadata *trailers) NNRPC_DEPRECATED;
 
 /* Service description used by the runtime (reflection, generic clients). */
 extern const nnrpc_service tricky__nnrpc_service;

@@ -3,29 +3,104 @@
 
 #include "streaming.nnrpc.h"
 
+/* ---- descriptors of streaming.proto and the files it imports (for reflection) ---- */
+
+/* streaming.proto: google.protobuf.FileDescriptorProto, 463 bytes */
+static const uint8_t nnrpc_fd0_data[463] = {
+  0x0a, 0x0f, 0x73, 0x74, 0x72, 0x65, 0x61, 0x6d, 0x69, 0x6e, 0x67, 0x2e, 0x70, 0x72, 0x6f, 0x74,
+  0x6f, 0x12, 0x07, 0x66, 0x6c, 0x6f, 0x77, 0x2e, 0x76, 0x32, 0x1a, 0x1b, 0x67, 0x6f, 0x6f, 0x67,
+  0x6c, 0x65, 0x2f, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75, 0x66, 0x2f, 0x65, 0x6d, 0x70, 0x74,
+  0x79, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x22, 0x46, 0x0a, 0x05, 0x43, 0x68, 0x75, 0x6e, 0x6b,
+  0x12, 0x10, 0x0a, 0x03, 0x73, 0x65, 0x71, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x03, 0x73,
+  0x65, 0x71, 0x12, 0x12, 0x0a, 0x04, 0x64, 0x61, 0x74, 0x61, 0x18, 0x02, 0x20, 0x01, 0x28, 0x0c,
+  0x52, 0x04, 0x64, 0x61, 0x74, 0x61, 0x1a, 0x17, 0x0a, 0x03, 0x41, 0x63, 0x6b, 0x12, 0x10, 0x0a,
+  0x03, 0x73, 0x65, 0x71, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x03, 0x73, 0x65, 0x71, 0x22,
+  0x37, 0x0a, 0x07, 0x53, 0x75, 0x6d, 0x6d, 0x61, 0x72, 0x79, 0x12, 0x16, 0x0a, 0x06, 0x63, 0x68,
+  0x75, 0x6e, 0x6b, 0x73, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x06, 0x63, 0x68, 0x75, 0x6e,
+  0x6b, 0x73, 0x12, 0x14, 0x0a, 0x05, 0x74, 0x6f, 0x74, 0x61, 0x6c, 0x18, 0x02, 0x20, 0x01, 0x28,
+  0x04, 0x52, 0x05, 0x74, 0x6f, 0x74, 0x61, 0x6c, 0x32, 0x8c, 0x02, 0x0a, 0x04, 0x50, 0x69, 0x70,
+  0x65, 0x12, 0x36, 0x0a, 0x04, 0x50, 0x69, 0x6e, 0x67, 0x12, 0x16, 0x2e, 0x67, 0x6f, 0x6f, 0x67,
+  0x6c, 0x65, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75, 0x66, 0x2e, 0x45, 0x6d, 0x70, 0x74,
+  0x79, 0x1a, 0x16, 0x2e, 0x67, 0x6f, 0x6f, 0x67, 0x6c, 0x65, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f,
+  0x62, 0x75, 0x66, 0x2e, 0x45, 0x6d, 0x70, 0x74, 0x79, 0x12, 0x2c, 0x0a, 0x06, 0x55, 0x70, 0x6c,
+  0x6f, 0x61, 0x64, 0x12, 0x0e, 0x2e, 0x66, 0x6c, 0x6f, 0x77, 0x2e, 0x76, 0x32, 0x2e, 0x43, 0x68,
+  0x75, 0x6e, 0x6b, 0x1a, 0x10, 0x2e, 0x66, 0x6c, 0x6f, 0x77, 0x2e, 0x76, 0x32, 0x2e, 0x53, 0x75,
+  0x6d, 0x6d, 0x61, 0x72, 0x79, 0x28, 0x01, 0x12, 0x2e, 0x0a, 0x08, 0x44, 0x6f, 0x77, 0x6e, 0x6c,
+  0x6f, 0x61, 0x64, 0x12, 0x10, 0x2e, 0x66, 0x6c, 0x6f, 0x77, 0x2e, 0x76, 0x32, 0x2e, 0x53, 0x75,
+  0x6d, 0x6d, 0x61, 0x72, 0x79, 0x1a, 0x0e, 0x2e, 0x66, 0x6c, 0x6f, 0x77, 0x2e, 0x76, 0x32, 0x2e,
+  0x43, 0x68, 0x75, 0x6e, 0x6b, 0x30, 0x01, 0x12, 0x32, 0x0a, 0x08, 0x45, 0x78, 0x63, 0x68, 0x61,
+  0x6e, 0x67, 0x65, 0x12, 0x0e, 0x2e, 0x66, 0x6c, 0x6f, 0x77, 0x2e, 0x76, 0x32, 0x2e, 0x43, 0x68,
+  0x75, 0x6e, 0x6b, 0x1a, 0x12, 0x2e, 0x66, 0x6c, 0x6f, 0x77, 0x2e, 0x76, 0x32, 0x2e, 0x43, 0x68,
+  0x75, 0x6e, 0x6b, 0x2e, 0x41, 0x63, 0x6b, 0x28, 0x01, 0x30, 0x01, 0x12, 0x3a, 0x0a, 0x09, 0x4f,
+  0x6c, 0x64, 0x55, 0x70, 0x6c, 0x6f, 0x61, 0x64, 0x12, 0x0e, 0x2e, 0x66, 0x6c, 0x6f, 0x77, 0x2e,
+  0x76, 0x32, 0x2e, 0x43, 0x68, 0x75, 0x6e, 0x6b, 0x1a, 0x16, 0x2e, 0x67, 0x6f, 0x6f, 0x67, 0x6c,
+  0x65, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75, 0x66, 0x2e, 0x45, 0x6d, 0x70, 0x74, 0x79,
+  0x22, 0x03, 0x88, 0x02, 0x01, 0x28, 0x01, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
+};
+static const char *const nnrpc_fd0_deps[1] = {
+  "google/protobuf/empty.proto",
+};
+static const nnrpc_file_descriptor nnrpc_fd0 = {
+  .name = "streaming.proto",
+  .data = nnrpc_fd0_data,
+  .len = 463,
+  .n_deps = 1,
+  .deps = nnrpc_fd0_deps,
+};
+
+/* google/protobuf/empty.proto: google.protobuf.FileDescriptorProto, 190 bytes */
+static const uint8_t nnrpc_fd1_data[190] = {
+  0x0a, 0x1b, 0x67, 0x6f, 0x6f, 0x67, 0x6c, 0x65, 0x2f, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75,
+  0x66, 0x2f, 0x65, 0x6d, 0x70, 0x74, 0x79, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x12, 0x0f, 0x67,
+  0x6f, 0x6f, 0x67, 0x6c, 0x65, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75, 0x66, 0x22, 0x07,
+  0x0a, 0x05, 0x45, 0x6d, 0x70, 0x74, 0x79, 0x42, 0x7d, 0x0a, 0x13, 0x63, 0x6f, 0x6d, 0x2e, 0x67,
+  0x6f, 0x6f, 0x67, 0x6c, 0x65, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75, 0x66, 0x42, 0x0a,
+  0x45, 0x6d, 0x70, 0x74, 0x79, 0x50, 0x72, 0x6f, 0x74, 0x6f, 0x50, 0x01, 0x5a, 0x2e, 0x67, 0x6f,
+  0x6f, 0x67, 0x6c, 0x65, 0x2e, 0x67, 0x6f, 0x6c, 0x61, 0x6e, 0x67, 0x2e, 0x6f, 0x72, 0x67, 0x2f,
+  0x70, 0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75, 0x66, 0x2f, 0x74, 0x79, 0x70, 0x65, 0x73, 0x2f, 0x6b,
+  0x6e, 0x6f, 0x77, 0x6e, 0x2f, 0x65, 0x6d, 0x70, 0x74, 0x79, 0x70, 0x62, 0xf8, 0x01, 0x01, 0xa2,
+  0x02, 0x03, 0x47, 0x50, 0x42, 0xaa, 0x02, 0x1e, 0x47, 0x6f, 0x6f, 0x67, 0x6c, 0x65, 0x2e, 0x50,
+  0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75, 0x66, 0x2e, 0x57, 0x65, 0x6c, 0x6c, 0x4b, 0x6e, 0x6f, 0x77,
+  0x6e, 0x54, 0x79, 0x70, 0x65, 0x73, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
+};
+static const nnrpc_file_descriptor nnrpc_fd1 = {
+  .name = "google/protobuf/empty.proto",
+  .data = nnrpc_fd1_data,
+  .len = 190,
+};
+
+static const nnrpc_file_descriptor *const nnrpc_files[2] = {
+  &nnrpc_fd0,
+  &nnrpc_fd1,
+};
+
 /* ---- service flow.v2.Pipe ---- */
 
-static int flow__v2__pipe__ping__invoke(nnrpc_ctx *ctx, const void *handlers, const ProtobufCMessage *req, ProtobufCMessage *reply)
+static int flow__v2__pipe__ping__invoke(nnrpc_ctx *ctx, const void *handlers,
+                                        const ProtobufCMessage *req, ProtobufCMessage *reply)
 {
   const Flow__V2__Pipe_Handlers *h = handlers;
   return h->ping(ctx, (const Google__Protobuf__Empty *)req, (Google__Protobuf__Empty *)reply);
 }
 
-static int flow__v2__pipe__upload__invoke(nnrpc_ctx *ctx, const void *handlers, const ProtobufCMessage *req, ProtobufCMessage *reply)
+static int flow__v2__pipe__upload__invoke(nnrpc_ctx *ctx, const void *handlers,
+                                          const ProtobufCMessage *req, ProtobufCMessage *reply)
 {
   const Flow__V2__Pipe_Handlers *h = handlers;
   (void)req;
   return h->upload(ctx, (Flow__V2__Summary *)reply);
 }
 
-static int flow__v2__pipe__download__invoke(nnrpc_ctx *ctx, const void *handlers, const ProtobufCMessage *req, ProtobufCMessage *reply)
+static int flow__v2__pipe__download__invoke(nnrpc_ctx *ctx, const void *handlers,
+                                            const ProtobufCMessage *req, ProtobufCMessage *reply)
 {
   const Flow__V2__Pipe_Handlers *h = handlers;
   (void)reply;
   return h->download(ctx, (const Flow__V2__Summary *)req);
 }
 
-static int flow__v2__pipe__exchange__invoke(nnrpc_ctx *ctx, const void *handlers, const ProtobufCMessage *req, ProtobufCMessage *reply)
+static int flow__v2__pipe__exchange__invoke(nnrpc_ctx *ctx, const void *handlers,
+                                            const ProtobufCMessage *req, ProtobufCMessage *reply)
 {
   const Flow__V2__Pipe_Handlers *h = handlers;
   (void)req;
@@ -33,7 +108,8 @@ static int flow__v2__pipe__exchange__invoke(nnrpc_ctx *ctx, const void *handlers
   return h->exchange(ctx);
 }
 
-static int flow__v2__pipe__old_upload__invoke(nnrpc_ctx *ctx, const void *handlers, const ProtobufCMessage *req, ProtobufCMessage *reply)
+static int flow__v2__pipe__old_upload__invoke(nnrpc_ctx *ctx, const void *handlers,
+                                              const ProtobufCMessage *req, ProtobufCMessage *reply)
 {
   const Flow__V2__Pipe_Handlers *h = handlers;
   (void)req;
@@ -41,18 +117,29 @@ static int flow__v2__pipe__old_upload__invoke(nnrpc_ctx *ctx, const void *handle
 }
 
 static const nnrpc_method flow__v2__pipe__methods[5] = {
-  { "/flow.v2.Pipe/Ping", &google__protobuf__empty__descriptor, &google__protobuf__empty__descriptor, NNRPC_UNARY, flow__v2__pipe__ping__invoke },
-  { "/flow.v2.Pipe/Upload", &flow__v2__chunk__descriptor, &flow__v2__summary__descriptor, NNRPC_CLIENT_STREAMING, flow__v2__pipe__upload__invoke },
-  { "/flow.v2.Pipe/Download", &flow__v2__summary__descriptor, &flow__v2__chunk__descriptor, NNRPC_SERVER_STREAMING, flow__v2__pipe__download__invoke },
-  { "/flow.v2.Pipe/Exchange", &flow__v2__chunk__descriptor, &flow__v2__chunk__ack__descriptor, NNRPC_BIDI_STREAMING, flow__v2__pipe__exchange__invoke },
-  { "/flow.v2.Pipe/OldUpload", &flow__v2__chunk__descriptor, &google__protobuf__empty__descriptor, NNRPC_CLIENT_STREAMING, flow__v2__pipe__old_upload__invoke },
+  { "/flow.v2.Pipe/Ping", &google__protobuf__empty__descriptor,
+    &google__protobuf__empty__descriptor, NNRPC_UNARY, flow__v2__pipe__ping__invoke },
+  { "/flow.v2.Pipe/Upload", &flow__v2__chunk__descriptor, &flow__v2__summary__descriptor,
+    NNRPC_CLIENT_STREAMING, flow__v2__pipe__upload__invoke },
+  { "/flow.v2.Pipe/Download", &flow__v2__summary__descriptor, &flow__v2__chunk__descriptor,
+    NNRPC_SERVER_STREAMING, flow__v2__pipe__download__invoke },
+  { "/flow.v2.Pipe/Exchange", &flow__v2__chunk__descriptor, &flow__v2__chunk__ack__descriptor,
+    NNRPC_BIDI_STREAMING, flow__v2__pipe__exchange__invoke },
+  { "/flow.v2.Pipe/OldUpload", &flow__v2__chunk__descriptor, &google__protobuf__empty__descriptor,
+    NNRPC_CLIENT_STREAMING, flow__v2__pipe__old_upload__invoke },
 };
 
 const nnrpc_service flow__v2__pipe__nnrpc_service = {
-  "flow.v2.Pipe", 5, flow__v2__pipe__methods, sizeof(Flow__V2__Pipe_Handlers)
+  .name = "flow.v2.Pipe",
+  .n_methods = 5,
+  .methods = flow__v2__pipe__methods,
+  .handlers_size = sizeof(Flow__V2__Pipe_Handlers),
+  .n_files = 2,
+  .files = nnrpc_files,
 };
 
-int flow__v2__pipe__handlers__register(nnrpc_server *srv, const Flow__V2__Pipe_Handlers *handlers, void *user_data)
+int flow__v2__pipe__handlers__register(nnrpc_server *srv, const Flow__V2__Pipe_Handlers *handlers,
+                                       void *user_data)
 {
   if (handlers == NULL)
     return NNRPC_INVALID_ARGUMENT;
@@ -63,24 +150,32 @@ int flow__v2__pipe__handlers__register(nnrpc_server *srv, const Flow__V2__Pipe_H
     handlers->exchange != NULL,
     handlers->old_upload != NULL,
   };
-  return nnrpc_server_add_service(srv, &flow__v2__pipe__nnrpc_service, handlers, present, user_data);
+  return nnrpc_server_add_service(srv, &flow__v2__pipe__nnrpc_service, handlers, present,
+                                  user_data);
 }
 
-nnrpc_status flow__v2__pipe__ping__call(nnrpc_channel *ch, const Google__Protobuf__Empty *req, Google__Protobuf__Empty **reply, const nnrpc_call_opts *opts)
+nnrpc_status flow__v2__pipe__ping__call(nnrpc_channel *ch, const Google__Protobuf__Empty *req,
+                                        Google__Protobuf__Empty **reply,
+                                        const nnrpc_call_opts *opts)
 {
   ProtobufCMessage *out = NULL;
-  nnrpc_status st = nnrpc_unary_call(ch, &flow__v2__pipe__methods[0], (const ProtobufCMessage *)req, reply ? &out : NULL, opts);
+  nnrpc_status st = nnrpc_unary_call(ch, &flow__v2__pipe__methods[0], (const ProtobufCMessage *)req,
+                                     reply ? &out : NULL, opts);
   if (reply != NULL)
     *reply = (Google__Protobuf__Empty *)out;
   return st;
 }
 
-int flow__v2__pipe__ping__start(nnrpc_channel *ch, const Google__Protobuf__Empty *req, const nnrpc_call_opts *opts, const nnrpc_completion *how, nnrpc_call **call)
+int flow__v2__pipe__ping__start(nnrpc_channel *ch, const Google__Protobuf__Empty *req,
+                                const nnrpc_call_opts *opts, const nnrpc_completion *how,
+                                nnrpc_call **call)
 {
-  return nnrpc_unary_start(ch, &flow__v2__pipe__methods[0], (const ProtobufCMessage *)req, opts, how, call);
+  return nnrpc_unary_start(ch, &flow__v2__pipe__methods[0], (const ProtobufCMessage *)req, opts,
+                           how, call);
 }
 
-nnrpc_status flow__v2__pipe__ping__finish(nnrpc_call *call, Google__Protobuf__Empty **reply, nnrpc_metadata *trailers)
+nnrpc_status flow__v2__pipe__ping__finish(nnrpc_call *call, Google__Protobuf__Empty **reply,
+                                          nnrpc_metadata *trailers)
 {
   ProtobufCMessage *out = NULL;
   nnrpc_status st = nnrpc_unary_finish(call, reply ? &out : NULL, trailers);
@@ -89,7 +184,8 @@ nnrpc_status flow__v2__pipe__ping__finish(nnrpc_call *call, Google__Protobuf__Em
   return st;
 }
 
-nnrpc_status flow__v2__pipe__upload__open(nnrpc_channel *ch, const nnrpc_call_opts *opts, nnrpc_stream **stream)
+nnrpc_status flow__v2__pipe__upload__open(nnrpc_channel *ch, const nnrpc_call_opts *opts,
+                                          nnrpc_stream **stream)
 {
   return nnrpc_stream_open(ch, &flow__v2__pipe__methods[1], NULL, opts, stream);
 }
@@ -99,7 +195,9 @@ int flow__v2__pipe__upload__write(nnrpc_stream *stream, const Flow__V2__Chunk *m
   return nnrpc_stream_write(stream, (const ProtobufCMessage *)msg);
 }
 
-nnrpc_status flow__v2__pipe__upload__close_and_finish(nnrpc_stream *stream, Flow__V2__Summary **reply, nnrpc_metadata *trailers)
+nnrpc_status flow__v2__pipe__upload__close_and_finish(nnrpc_stream *stream,
+                                                      Flow__V2__Summary **reply,
+                                                      nnrpc_metadata *trailers)
 {
   ProtobufCMessage *out = NULL;
   (void)nnrpc_stream_close_send(stream);
@@ -118,9 +216,11 @@ int flow__v2__pipe__upload__recv(nnrpc_ctx *ctx, Flow__V2__Chunk **msg)
   return more;
 }
 
-nnrpc_status flow__v2__pipe__download__open(nnrpc_channel *ch, const Flow__V2__Summary *req, const nnrpc_call_opts *opts, nnrpc_stream **stream)
+nnrpc_status flow__v2__pipe__download__open(nnrpc_channel *ch, const Flow__V2__Summary *req,
+                                            const nnrpc_call_opts *opts, nnrpc_stream **stream)
 {
-  return nnrpc_stream_open(ch, &flow__v2__pipe__methods[2], (const ProtobufCMessage *)req, opts, stream);
+  return nnrpc_stream_open(ch, &flow__v2__pipe__methods[2], (const ProtobufCMessage *)req, opts,
+                           stream);
 }
 
 int flow__v2__pipe__download__read(nnrpc_stream *stream, Flow__V2__Chunk **msg)
@@ -142,7 +242,8 @@ int flow__v2__pipe__download__send(nnrpc_ctx *ctx, const Flow__V2__Chunk *msg)
   return nnrpc_ctx_write(ctx, (const ProtobufCMessage *)msg);
 }
 
-nnrpc_status flow__v2__pipe__exchange__open(nnrpc_channel *ch, const nnrpc_call_opts *opts, nnrpc_stream **stream)
+nnrpc_status flow__v2__pipe__exchange__open(nnrpc_channel *ch, const nnrpc_call_opts *opts,
+                                            nnrpc_stream **stream)
 {
   return nnrpc_stream_open(ch, &flow__v2__pipe__methods[3], NULL, opts, stream);
 }
@@ -185,7 +286,8 @@ int flow__v2__pipe__exchange__send(nnrpc_ctx *ctx, const Flow__V2__Chunk__Ack *m
   return nnrpc_ctx_write(ctx, (const ProtobufCMessage *)msg);
 }
 
-nnrpc_status flow__v2__pipe__old_upload__open(nnrpc_channel *ch, const nnrpc_call_opts *opts, nnrpc_stream **stream)
+nnrpc_status flow__v2__pipe__old_upload__open(nnrpc_channel *ch, const nnrpc_call_opts *opts,
+                                              nnrpc_stream **stream)
 {
   return nnrpc_stream_open(ch, &flow__v2__pipe__methods[4], NULL, opts, stream);
 }
@@ -195,7 +297,9 @@ int flow__v2__pipe__old_upload__write(nnrpc_stream *stream, const Flow__V2__Chun
   return nnrpc_stream_write(stream, (const ProtobufCMessage *)msg);
 }
 
-nnrpc_status flow__v2__pipe__old_upload__close_and_finish(nnrpc_stream *stream, Google__Protobuf__Empty **reply, nnrpc_metadata *trailers)
+nnrpc_status flow__v2__pipe__old_upload__close_and_finish(nnrpc_stream *stream,
+                                                          Google__Protobuf__Empty **reply,
+                                                          nnrpc_metadata *trailers)
 {
   ProtobufCMessage *out = NULL;
   (void)nnrpc_stream_close_send(stream);

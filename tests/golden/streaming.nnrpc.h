@@ -8,8 +8,8 @@
 #include "streaming.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
 
-#if NNRPC_API_VERSION != 2
-#error "streaming.nnrpc.h was generated for nnrpc API version 2: regenerate it"
+#if NNRPC_API_VERSION != 3
+#error "streaming.nnrpc.h was generated for nnrpc API version 3: regenerate it"
 #endif
 
 #ifndef NNRPC_DEPRECATED
@@ -50,7 +50,8 @@ typedef struct Flow__V2__Pipe_Handlers {
 
 /* The table is copied; user_data is given back by nnrpc_ctx_user_data().
  * Call before nnrpc_server_start. */
-int flow__v2__pipe__handlers__register(nnrpc_server *srv, const Flow__V2__Pipe_Handlers *handlers, void *user_data);
+int flow__v2__pipe__handlers__register(nnrpc_server *srv, const Flow__V2__Pipe_Handlers *handlers,
+                                       void *user_data);
 
 /* ---- Upload, server side (client streaming) */
 /* In the upload handler: receives the client's next message. Returns 1 and
@@ -90,20 +91,26 @@ int flow__v2__pipe__old_upload__recv(nnrpc_ctx *ctx, Flow__V2__Chunk **msg);
 /* Unary, for comparison: its output is that of any unary method. */
 /* Blocking call. On NNRPC_OK *reply is owned by the caller: free it with
  * google__protobuf__empty__free_unpacked(*reply, NULL). */
-nnrpc_status flow__v2__pipe__ping__call(nnrpc_channel *ch, const Google__Protobuf__Empty *req, Google__Protobuf__Empty **reply, const nnrpc_call_opts *opts);
+nnrpc_status flow__v2__pipe__ping__call(nnrpc_channel *ch, const Google__Protobuf__Empty *req,
+                                        Google__Protobuf__Empty **reply,
+                                        const nnrpc_call_opts *opts);
 /* Starts the same call without blocking; it completes through `how` (a callback
  * or a completion queue). */
-int flow__v2__pipe__ping__start(nnrpc_channel *ch, const Google__Protobuf__Empty *req, const nnrpc_call_opts *opts, const nnrpc_completion *how, nnrpc_call **call);
+int flow__v2__pipe__ping__start(nnrpc_channel *ch, const Google__Protobuf__Empty *req,
+                                const nnrpc_call_opts *opts, const nnrpc_completion *how,
+                                nnrpc_call **call);
 /* Once it completed: the result, as for the blocking call (reply may be NULL to
  * discard it), and the call is freed. */
-nnrpc_status flow__v2__pipe__ping__finish(nnrpc_call *call, Google__Protobuf__Empty **reply, nnrpc_metadata *trailers);
+nnrpc_status flow__v2__pipe__ping__finish(nnrpc_call *call, Google__Protobuf__Empty **reply,
+                                          nnrpc_metadata *trailers);
 
 /* ---- Upload, client side (client streaming) */
 /* Client streaming: many chunks up, one summary back. */
 /* Opens the stream, without waiting for the server. On NNRPC_OK *stream is
  * owned by the caller; flow__v2__pipe__upload__close_and_finish frees it
  * (nnrpc_stream_cancel ends the call early). */
-nnrpc_status flow__v2__pipe__upload__open(nnrpc_channel *ch, const nnrpc_call_opts *opts, nnrpc_stream **stream);
+nnrpc_status flow__v2__pipe__upload__open(nnrpc_channel *ch, const nnrpc_call_opts *opts,
+                                          nnrpc_stream **stream);
 /* Sends one request, blocking while the server's window is full. msg stays the
  * caller's (it is encoded before this returns). NNRPC_OK, or the code the call
  * failed or ended with. */
@@ -112,7 +119,9 @@ int flow__v2__pipe__upload__write(nnrpc_stream *stream, const Flow__V2__Chunk *m
  * stream. On NNRPC_OK *reply is owned by the caller (reply may be NULL to
  * discard it); else it is NULL. trailers, if not NULL, is cleared and filled.
  * Free the reply with flow__v2__summary__free_unpacked(*reply, NULL). */
-nnrpc_status flow__v2__pipe__upload__close_and_finish(nnrpc_stream *stream, Flow__V2__Summary **reply, nnrpc_metadata *trailers);
+nnrpc_status flow__v2__pipe__upload__close_and_finish(nnrpc_stream *stream,
+                                                      Flow__V2__Summary **reply,
+                                                      nnrpc_metadata *trailers);
 
 /* ---- Download, client side (server streaming) */
 /* Server streaming: one request, many chunks back. */
@@ -120,7 +129,8 @@ nnrpc_status flow__v2__pipe__upload__close_and_finish(nnrpc_stream *stream, Flow
  * waiting for the server. On NNRPC_OK *stream is owned by the caller;
  * flow__v2__pipe__download__finish frees it
  * (nnrpc_stream_cancel ends the call early). */
-nnrpc_status flow__v2__pipe__download__open(nnrpc_channel *ch, const Flow__V2__Summary *req, const nnrpc_call_opts *opts, nnrpc_stream **stream);
+nnrpc_status flow__v2__pipe__download__open(nnrpc_channel *ch, const Flow__V2__Summary *req,
+                                            const nnrpc_call_opts *opts, nnrpc_stream **stream);
 /* Receives the next reply: returns 1 and sets *msg, owned by the caller, or 0
  * (*msg NULL) when the stream is over; then
  * flow__v2__pipe__download__finish tells why. Free each reply with
@@ -135,7 +145,8 @@ nnrpc_status flow__v2__pipe__download__finish(nnrpc_stream *stream, nnrpc_metada
 /* Opens the stream, without waiting for the server. On NNRPC_OK *stream is
  * owned by the caller; flow__v2__pipe__exchange__finish frees it
  * (nnrpc_stream_cancel ends the call early). */
-nnrpc_status flow__v2__pipe__exchange__open(nnrpc_channel *ch, const nnrpc_call_opts *opts, nnrpc_stream **stream);
+nnrpc_status flow__v2__pipe__exchange__open(nnrpc_channel *ch, const nnrpc_call_opts *opts,
+                                            nnrpc_stream **stream);
 /* Sends one request, blocking while the server's window is full. msg stays the
  * caller's (it is encoded before this returns). NNRPC_OK, or the code the call
  * failed or ended with. */
@@ -158,16 +169,20 @@ nnrpc_status flow__v2__pipe__exchange__finish(nnrpc_stream *stream, nnrpc_metada
 /* Opens the stream, without waiting for the server. On NNRPC_OK *stream is
  * owned by the caller; flow__v2__pipe__old_upload__close_and_finish frees it
  * (nnrpc_stream_cancel ends the call early). */
-nnrpc_status flow__v2__pipe__old_upload__open(nnrpc_channel *ch, const nnrpc_call_opts *opts, nnrpc_stream **stream) NNRPC_DEPRECATED;
+nnrpc_status flow__v2__pipe__old_upload__open(nnrpc_channel *ch, const nnrpc_call_opts *opts,
+                                              nnrpc_stream **stream) NNRPC_DEPRECATED;
 /* Sends one request, blocking while the server's window is full. msg stays the
  * caller's (it is encoded before this returns). NNRPC_OK, or the code the call
  * failed or ended with. */
-int flow__v2__pipe__old_upload__write(nnrpc_stream *stream, const Flow__V2__Chunk *msg) NNRPC_DEPRECATED;
+int flow__v2__pipe__old_upload__write(nnrpc_stream *stream,
+                                      const Flow__V2__Chunk *msg) NNRPC_DEPRECATED;
 /* Half-closes, waits for the reply and the call's status, and frees the
  * stream. On NNRPC_OK *reply is owned by the caller (reply may be NULL to
  * discard it); else it is NULL. trailers, if not NULL, is cleared and filled.
  * Free the reply with google__protobuf__empty__free_unpacked(*reply, NULL). */
-nnrpc_status flow__v2__pipe__old_upload__close_and_finish(nnrpc_stream *stream, Google__Protobuf__Empty **reply, nnrpc_metadata *trailers) NNRPC_DEPRECATED;
+nnrpc_status flow__v2__pipe__old_upload__close_and_finish(
+    nnrpc_stream *stream, Google__Protobuf__Empty **reply,
+    nnrpc_metadata *trailers) NNRPC_DEPRECATED;
 
 /* Service description used by the runtime (reflection, generic clients). */
 extern const nnrpc_service flow__v2__pipe__nnrpc_service;

@@ -3,30 +3,76 @@
 
 #include "types.nnrpc.h"
 
+/* ---- descriptors of other/v1/types.proto and the files it imports (for reflection) ---- */
+
+/* other/v1/types.proto: google.protobuf.FileDescriptorProto, 332 bytes */
+static const uint8_t nnrpc_fd0_data[332] = {
+  0x0a, 0x14, 0x6f, 0x74, 0x68, 0x65, 0x72, 0x2f, 0x76, 0x31, 0x2f, 0x74, 0x79, 0x70, 0x65, 0x73,
+  0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x12, 0x08, 0x6f, 0x74, 0x68, 0x65, 0x72, 0x2e, 0x76, 0x31,
+  0x22, 0x81, 0x01, 0x0a, 0x05, 0x4f, 0x75, 0x74, 0x65, 0x72, 0x12, 0x12, 0x0a, 0x04, 0x6e, 0x61,
+  0x6d, 0x65, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x04, 0x6e, 0x61, 0x6d, 0x65, 0x12, 0x2b,
+  0x0a, 0x05, 0x69, 0x6e, 0x6e, 0x65, 0x72, 0x18, 0x02, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x15, 0x2e,
+  0x6f, 0x74, 0x68, 0x65, 0x72, 0x2e, 0x76, 0x31, 0x2e, 0x4f, 0x75, 0x74, 0x65, 0x72, 0x2e, 0x49,
+  0x6e, 0x6e, 0x65, 0x72, 0x52, 0x05, 0x69, 0x6e, 0x6e, 0x65, 0x72, 0x1a, 0x37, 0x0a, 0x05, 0x49,
+  0x6e, 0x6e, 0x65, 0x72, 0x12, 0x14, 0x0a, 0x05, 0x64, 0x65, 0x70, 0x74, 0x68, 0x18, 0x01, 0x20,
+  0x01, 0x28, 0x05, 0x52, 0x05, 0x64, 0x65, 0x70, 0x74, 0x68, 0x1a, 0x18, 0x0a, 0x06, 0x44, 0x65,
+  0x65, 0x70, 0x65, 0x72, 0x12, 0x0e, 0x0a, 0x02, 0x6f, 0x6b, 0x18, 0x01, 0x20, 0x01, 0x28, 0x08,
+  0x52, 0x02, 0x6f, 0x6b, 0x2a, 0x2b, 0x0a, 0x04, 0x4d, 0x6f, 0x6f, 0x64, 0x12, 0x14, 0x0a, 0x10,
+  0x4d, 0x4f, 0x4f, 0x44, 0x5f, 0x55, 0x4e, 0x53, 0x50, 0x45, 0x43, 0x49, 0x46, 0x49, 0x45, 0x44,
+  0x10, 0x00, 0x12, 0x0d, 0x0a, 0x09, 0x4d, 0x4f, 0x4f, 0x44, 0x5f, 0x47, 0x4f, 0x4f, 0x44, 0x10,
+  0x01, 0x32, 0x71, 0x0a, 0x05, 0x53, 0x74, 0x6f, 0x72, 0x65, 0x12, 0x34, 0x0a, 0x03, 0x47, 0x65,
+  0x74, 0x12, 0x0f, 0x2e, 0x6f, 0x74, 0x68, 0x65, 0x72, 0x2e, 0x76, 0x31, 0x2e, 0x4f, 0x75, 0x74,
+  0x65, 0x72, 0x1a, 0x1c, 0x2e, 0x6f, 0x74, 0x68, 0x65, 0x72, 0x2e, 0x76, 0x31, 0x2e, 0x4f, 0x75,
+  0x74, 0x65, 0x72, 0x2e, 0x49, 0x6e, 0x6e, 0x65, 0x72, 0x2e, 0x44, 0x65, 0x65, 0x70, 0x65, 0x72,
+  0x12, 0x32, 0x0a, 0x08, 0x70, 0x75, 0x74, 0x5f, 0x69, 0x74, 0x65, 0x6d, 0x12, 0x15, 0x2e, 0x6f,
+  0x74, 0x68, 0x65, 0x72, 0x2e, 0x76, 0x31, 0x2e, 0x4f, 0x75, 0x74, 0x65, 0x72, 0x2e, 0x49, 0x6e,
+  0x6e, 0x65, 0x72, 0x1a, 0x0f, 0x2e, 0x6f, 0x74, 0x68, 0x65, 0x72, 0x2e, 0x76, 0x31, 0x2e, 0x4f,
+  0x75, 0x74, 0x65, 0x72, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
+};
+static const nnrpc_file_descriptor nnrpc_fd0 = {
+  .name = "other/v1/types.proto",
+  .data = nnrpc_fd0_data,
+  .len = 332,
+};
+
+static const nnrpc_file_descriptor *const nnrpc_files[1] = {
+  &nnrpc_fd0,
+};
+
 /* ---- service other.v1.Store ---- */
 
-static int other__v1__store__get__invoke(nnrpc_ctx *ctx, const void *handlers, const ProtobufCMessage *req, ProtobufCMessage *reply)
+static int other__v1__store__get__invoke(nnrpc_ctx *ctx, const void *handlers,
+                                         const ProtobufCMessage *req, ProtobufCMessage *reply)
 {
   const Other__V1__Store_Handlers *h = handlers;
   return h->get(ctx, (const Other__V1__Outer *)req, (Other__V1__Outer__Inner__Deeper *)reply);
 }
 
-static int other__v1__store__put_item__invoke(nnrpc_ctx *ctx, const void *handlers, const ProtobufCMessage *req, ProtobufCMessage *reply)
+static int other__v1__store__put_item__invoke(nnrpc_ctx *ctx, const void *handlers,
+                                              const ProtobufCMessage *req, ProtobufCMessage *reply)
 {
   const Other__V1__Store_Handlers *h = handlers;
   return h->put_item(ctx, (const Other__V1__Outer__Inner *)req, (Other__V1__Outer *)reply);
 }
 
 static const nnrpc_method other__v1__store__methods[2] = {
-  { "/other.v1.Store/Get", &other__v1__outer__descriptor, &other__v1__outer__inner__deeper__descriptor, NNRPC_UNARY, other__v1__store__get__invoke },
-  { "/other.v1.Store/put_item", &other__v1__outer__inner__descriptor, &other__v1__outer__descriptor, NNRPC_UNARY, other__v1__store__put_item__invoke },
+  { "/other.v1.Store/Get", &other__v1__outer__descriptor,
+    &other__v1__outer__inner__deeper__descriptor, NNRPC_UNARY, other__v1__store__get__invoke },
+  { "/other.v1.Store/put_item", &other__v1__outer__inner__descriptor, &other__v1__outer__descriptor,
+    NNRPC_UNARY, other__v1__store__put_item__invoke },
 };
 
 const nnrpc_service other__v1__store__nnrpc_service = {
-  "other.v1.Store", 2, other__v1__store__methods, sizeof(Other__V1__Store_Handlers)
+  .name = "other.v1.Store",
+  .n_methods = 2,
+  .methods = other__v1__store__methods,
+  .handlers_size = sizeof(Other__V1__Store_Handlers),
+  .n_files = 1,
+  .files = nnrpc_files,
 };
 
-int other__v1__store__handlers__register(nnrpc_server *srv, const Other__V1__Store_Handlers *handlers, void *user_data)
+int other__v1__store__handlers__register(nnrpc_server *srv,
+                                         const Other__V1__Store_Handlers *handlers, void *user_data)
 {
   if (handlers == NULL)
     return NNRPC_INVALID_ARGUMENT;
@@ -34,24 +80,33 @@ int other__v1__store__handlers__register(nnrpc_server *srv, const Other__V1__Sto
     handlers->get != NULL,
     handlers->put_item != NULL,
   };
-  return nnrpc_server_add_service(srv, &other__v1__store__nnrpc_service, handlers, present, user_data);
+  return nnrpc_server_add_service(srv, &other__v1__store__nnrpc_service, handlers, present,
+                                  user_data);
 }
 
-nnrpc_status other__v1__store__get__call(nnrpc_channel *ch, const Other__V1__Outer *req, Other__V1__Outer__Inner__Deeper **reply, const nnrpc_call_opts *opts)
+nnrpc_status other__v1__store__get__call(nnrpc_channel *ch, const Other__V1__Outer *req,
+                                         Other__V1__Outer__Inner__Deeper **reply,
+                                         const nnrpc_call_opts *opts)
 {
   ProtobufCMessage *out = NULL;
-  nnrpc_status st = nnrpc_unary_call(ch, &other__v1__store__methods[0], (const ProtobufCMessage *)req, reply ? &out : NULL, opts);
+  nnrpc_status st = nnrpc_unary_call(ch, &other__v1__store__methods[0],
+                                     (const ProtobufCMessage *)req, reply ? &out : NULL, opts);
   if (reply != NULL)
     *reply = (Other__V1__Outer__Inner__Deeper *)out;
   return st;
 }
 
-int other__v1__store__get__start(nnrpc_channel *ch, const Other__V1__Outer *req, const nnrpc_call_opts *opts, const nnrpc_completion *how, nnrpc_call **call)
+int other__v1__store__get__start(nnrpc_channel *ch, const Other__V1__Outer *req,
+                                 const nnrpc_call_opts *opts, const nnrpc_completion *how,
+                                 nnrpc_call **call)
 {
-  return nnrpc_unary_start(ch, &other__v1__store__methods[0], (const ProtobufCMessage *)req, opts, how, call);
+  return nnrpc_unary_start(ch, &other__v1__store__methods[0], (const ProtobufCMessage *)req, opts,
+                           how, call);
 }
 
-nnrpc_status other__v1__store__get__finish(nnrpc_call *call, Other__V1__Outer__Inner__Deeper **reply, nnrpc_metadata *trailers)
+nnrpc_status other__v1__store__get__finish(nnrpc_call *call,
+                                           Other__V1__Outer__Inner__Deeper **reply,
+                                           nnrpc_metadata *trailers)
 {
   ProtobufCMessage *out = NULL;
   nnrpc_status st = nnrpc_unary_finish(call, reply ? &out : NULL, trailers);
@@ -60,21 +115,27 @@ nnrpc_status other__v1__store__get__finish(nnrpc_call *call, Other__V1__Outer__I
   return st;
 }
 
-nnrpc_status other__v1__store__put_item__call(nnrpc_channel *ch, const Other__V1__Outer__Inner *req, Other__V1__Outer **reply, const nnrpc_call_opts *opts)
+nnrpc_status other__v1__store__put_item__call(nnrpc_channel *ch, const Other__V1__Outer__Inner *req,
+                                              Other__V1__Outer **reply, const nnrpc_call_opts *opts)
 {
   ProtobufCMessage *out = NULL;
-  nnrpc_status st = nnrpc_unary_call(ch, &other__v1__store__methods[1], (const ProtobufCMessage *)req, reply ? &out : NULL, opts);
+  nnrpc_status st = nnrpc_unary_call(ch, &other__v1__store__methods[1],
+                                     (const ProtobufCMessage *)req, reply ? &out : NULL, opts);
   if (reply != NULL)
     *reply = (Other__V1__Outer *)out;
   return st;
 }
 
-int other__v1__store__put_item__start(nnrpc_channel *ch, const Other__V1__Outer__Inner *req, const nnrpc_call_opts *opts, const nnrpc_completion *how, nnrpc_call **call)
+int other__v1__store__put_item__start(nnrpc_channel *ch, const Other__V1__Outer__Inner *req,
+                                      const nnrpc_call_opts *opts, const nnrpc_completion *how,
+                                      nnrpc_call **call)
 {
-  return nnrpc_unary_start(ch, &other__v1__store__methods[1], (const ProtobufCMessage *)req, opts, how, call);
+  return nnrpc_unary_start(ch, &other__v1__store__methods[1], (const ProtobufCMessage *)req, opts,
+                           how, call);
 }
 
-nnrpc_status other__v1__store__put_item__finish(nnrpc_call *call, Other__V1__Outer **reply, nnrpc_metadata *trailers)
+nnrpc_status other__v1__store__put_item__finish(nnrpc_call *call, Other__V1__Outer **reply,
+                                                nnrpc_metadata *trailers)
 {
   ProtobufCMessage *out = NULL;
   nnrpc_status st = nnrpc_unary_finish(call, reply ? &out : NULL, trailers);

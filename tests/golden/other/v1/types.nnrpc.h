@@ -7,8 +7,8 @@
 #include <nnrpc/nnrpc.h>
 #include "other/v1/types.pb-c.h"
 
-#if NNRPC_API_VERSION != 2
-#error "other/v1/types.nnrpc.h was generated for nnrpc API version 2: regenerate it"
+#if NNRPC_API_VERSION != 3
+#error "other/v1/types.nnrpc.h was generated for nnrpc API version 3: regenerate it"
 #endif
 
 PROTOBUF_C__BEGIN_DECLS
@@ -33,7 +33,9 @@ typedef struct Other__V1__Store_Handlers {
 
 /* The table is copied; user_data is given back by nnrpc_ctx_user_data().
  * Call before nnrpc_server_start. */
-int other__v1__store__handlers__register(nnrpc_server *srv, const Other__V1__Store_Handlers *handlers, void *user_data);
+int other__v1__store__handlers__register(nnrpc_server *srv,
+                                         const Other__V1__Store_Handlers *handlers,
+                                         void *user_data);
 
 /* ---- Get, client side */
 /*
@@ -44,24 +46,35 @@ int other__v1__store__handlers__register(nnrpc_server *srv, const Other__V1__Sto
  */
 /* Blocking call. On NNRPC_OK *reply is owned by the caller: free it with
  * protobuf_c_message_free_unpacked((ProtobufCMessage *)*reply, NULL). */
-nnrpc_status other__v1__store__get__call(nnrpc_channel *ch, const Other__V1__Outer *req, Other__V1__Outer__Inner__Deeper **reply, const nnrpc_call_opts *opts);
+nnrpc_status other__v1__store__get__call(nnrpc_channel *ch, const Other__V1__Outer *req,
+                                         Other__V1__Outer__Inner__Deeper **reply,
+                                         const nnrpc_call_opts *opts);
 /* Starts the same call without blocking; it completes through `how` (a callback
  * or a completion queue). */
-int other__v1__store__get__start(nnrpc_channel *ch, const Other__V1__Outer *req, const nnrpc_call_opts *opts, const nnrpc_completion *how, nnrpc_call **call);
+int other__v1__store__get__start(nnrpc_channel *ch, const Other__V1__Outer *req,
+                                 const nnrpc_call_opts *opts, const nnrpc_completion *how,
+                                 nnrpc_call **call);
 /* Once it completed: the result, as for the blocking call (reply may be NULL to
  * discard it), and the call is freed. */
-nnrpc_status other__v1__store__get__finish(nnrpc_call *call, Other__V1__Outer__Inner__Deeper **reply, nnrpc_metadata *trailers);
+nnrpc_status other__v1__store__get__finish(nnrpc_call *call,
+                                           Other__V1__Outer__Inner__Deeper **reply,
+                                           nnrpc_metadata *trailers);
 
 /* ---- put_item, client side */
 /* Blocking call. On NNRPC_OK *reply is owned by the caller: free it with
  * other__v1__outer__free_unpacked(*reply, NULL). */
-nnrpc_status other__v1__store__put_item__call(nnrpc_channel *ch, const Other__V1__Outer__Inner *req, Other__V1__Outer **reply, const nnrpc_call_opts *opts);
+nnrpc_status other__v1__store__put_item__call(nnrpc_channel *ch, const Other__V1__Outer__Inner *req,
+                                              Other__V1__Outer **reply,
+                                              const nnrpc_call_opts *opts);
 /* Starts the same call without blocking; it completes through `how` (a callback
  * or a completion queue). */
-int other__v1__store__put_item__start(nnrpc_channel *ch, const Other__V1__Outer__Inner *req, const nnrpc_call_opts *opts, const nnrpc_completion *how, nnrpc_call **call);
+int other__v1__store__put_item__start(nnrpc_channel *ch, const Other__V1__Outer__Inner *req,
+                                      const nnrpc_call_opts *opts, const nnrpc_completion *how,
+                                      nnrpc_call **call);
 /* Once it completed: the result, as for the blocking call (reply may be NULL to
  * discard it), and the call is freed. */
-nnrpc_status other__v1__store__put_item__finish(nnrpc_call *call, Other__V1__Outer **reply, nnrpc_metadata *trailers);
+nnrpc_status other__v1__store__put_item__finish(nnrpc_call *call, Other__V1__Outer **reply,
+                                                nnrpc_metadata *trailers);
 
 /* Service description used by the runtime (reflection, generic clients). */
 extern const nnrpc_service other__v1__store__nnrpc_service;

@@ -5,6 +5,8 @@
 #   make test       run the whole test suite (each binary under a timeout)
 #   make asan       the suite under AddressSanitizer + UBSan (build/asan)
 #   make valgrind   the suite under valgrind memcheck, leaks are errors
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS each (tests/fuzz/fuzz.mk)
+#   make soak       64 callers against a server process for SOAK_SECONDS [60]
 #   V=1             show full commands
 BUILD ?= build
 SAN ?=
@@ -27,7 +29,8 @@ GEN := $(BUILD)/gen
 INC := -Iruntime/include -Iruntime/src -I$(GEN)
 
 # ---------------------------------------------------------------- deps
-DEB_PKGS := libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotoc-dev libnanomsg-dev libcmocka-dev
+DEB_PKGS := libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotoc-dev libnanomsg-dev libcmocka-dev \
+  libjson-c-dev
 DEPS_STAMP := $(BUILD)/.deps-ok
 $(DEPS_STAMP):
 	$(Q)tools/ensure-deps $(DEB_PKGS)
@@ -144,13 +147,15 @@ EXAMPLES := $(HW)/greeter_server $(HW)/greeter_client $(ASY)/async_server $(ASY)
 
 # ---------------------------------------------------------------- tests
 include tests/tests.mk
+include cli/cli.mk
 include bench/bench.mk
 include codegen/codegen.mk
+include tests/fuzz/fuzz.mk
 
 # ---------------------------------------------------------------- top-level targets
-.PHONY: all lib plugin examples demo demo-async demo-route test asan valgrind clean regen-golden
+.PHONY: all lib plugin examples demo demo-async demo-route test asan valgrind soak clean regen-golden
 .DEFAULT_GOAL := all
-all: lib plugin examples tests
+all: lib plugin cli examples tests
 lib: $(LIB_A) $(LIB_SO)
 plugin: $(PLUGIN)
 examples: $(EXAMPLES)
@@ -177,6 +182,11 @@ valgrind: all
 	$(Q)command -v valgrind >/dev/null || tools/ensure-deps valgrind
 	$(Q)BUILD=$(BUILD) TEST_WRAPPER="$(VALGRIND)" TEST_TIMEOUT_SCALE=20 NNRPC_TEST_SLOW=1 tests/run.sh $(TEST_BINS)
 
+# tests/soak.c: zero unexpected errors and server RSS growth under 5% (exit status)
+SOAK_SECONDS ?= 60
+soak: $(TEST_DIR)/soak
+	$(Q)$(TEST_DIR)/soak $(SOAK_SECONDS)
+
 clean:
 	rm -rf $(BUILD)
 
@@ -185,14 +195,14 @@ clean:
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INSTALL_DIRS := $(PREFIX)/include/nnrpc $(LIBDIR)/pkgconfig $(PREFIX)/bin $(PREFIX)/share/nnrpc
-install: lib plugin
+install: lib plugin cli
 	$(Q)install -d $(addprefix $(DESTDIR),$(INSTALL_DIRS))
 	$(Q)install -m 644 runtime/include/nnrpc/nnrpc.h $(DESTDIR)$(PREFIX)/include/nnrpc/
 	$(Q)install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
 	$(Q)install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
 	$(Q)ln -sf libnnrpc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	$(Q)ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libnnrpc.so
-	$(Q)install -m 755 $(PLUGIN) $(DESTDIR)$(PREFIX)/bin/
+	$(Q)install -m 755 $(PLUGIN) $(CLI) $(DESTDIR)$(PREFIX)/bin/
 	$(Q)install -m 644 tools/nnrpc.mk $(DESTDIR)$(PREFIX)/share/nnrpc/
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	  tools/nnrpc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/nnrpc.pc
@@ -200,7 +210,7 @@ install: lib plugin
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/nnrpc/nnrpc.h $(DESTDIR)$(LIBDIR)/libnnrpc.a \
 	  $(DESTDIR)$(LIBDIR)/libnnrpc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libnnrpc.so \
-	  $(DESTDIR)$(PREFIX)/bin/protoc-gen-nnrpc $(DESTDIR)$(PREFIX)/share/nnrpc/nnrpc.mk \
+	  $(DESTDIR)$(PREFIX)/bin/protoc-gen-nnrpc $(DESTDIR)$(PREFIX)/bin/nnrpc $(DESTDIR)$(PREFIX)/share/nnrpc/nnrpc.mk \
 	  $(DESTDIR)$(LIBDIR)/pkgconfig/nnrpc.pc
 	-rmdir $(DESTDIR)$(PREFIX)/include/nnrpc $(DESTDIR)$(PREFIX)/share/nnrpc 2>/dev/null
 .PHONY: install uninstall

@@ -18,7 +18,7 @@ P=$T/prefix
 check "make install PREFIX=<tmp>" make -s --no-print-directory BUILD="$BUILD" install PREFIX="$P"
 missing=
 for f in include/nnrpc/nnrpc.h lib/libnnrpc.a lib/libnnrpc.so lib/libnnrpc.so.0 lib/pkgconfig/nnrpc.pc \
-  bin/protoc-gen-nnrpc share/nnrpc/nnrpc.mk; do
+  bin/protoc-gen-nnrpc bin/nnrpc share/nnrpc/nnrpc.mk; do
   [ -e "$P/$f" ] || missing="$missing $f"
 done
 echo "missing:$missing" >"$T/log"
@@ -51,6 +51,8 @@ srv=$!
 sleep 0.3
 check "it runs against the installed shared library" sh -c \
   "LD_LIBRARY_PATH='$P/lib' timeout 10 '$A/greeter_client' 'tcp://127.0.0.1:$port' installed | grep -q 'Hello, installed!'"
+check "the installed nnrpc command lists its services (reflection)" sh -c \
+  "timeout 10 '$P/bin/nnrpc' list 'tcp://127.0.0.1:$port' | grep -qx helloworld.Greeter"
 check "the binary resolved libnnrpc from the prefix" sh -c "LD_LIBRARY_PATH='$P/lib' ldd '$A/greeter_client' | grep -q '$P/lib/libnnrpc.so.0'"
 kill -TERM "$srv" 2>/dev/null; wait "$srv" 2>/dev/null; srv=
 

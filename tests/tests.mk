@@ -20,5 +20,10 @@ $(TEST_DIR)/test_%: $(TEST_DIR)/obj/test_%.o $(TEST_HELPERS) $(TEST_GEN_OBJS) $(
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lcmocka $(LIBS)
 
-tests: $(filter-out %.sh,$(TEST_BINS)) $(PLUGIN)
+# the soak program (make soak): not test_*, so make test does not run it
+$(TEST_DIR)/soak: $(TEST_DIR)/obj/soak.o $(TEST_HELPERS) $(TEST_GEN_OBJS) $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lcmocka $(LIBS)
+
+tests: $(filter-out %.sh,$(TEST_BINS)) $(TEST_DIR)/soak $(PLUGIN)
 .PHONY: tests

@@ -1,5 +1,7 @@
 /* helloworld server: answers Greeter.SayHello until SIGINT/SIGTERM.
- *   greeter_server [URL]        (default tcp://127.0.0.1:5555) */
+ *   greeter_server [URL [TOKEN]]   (default tcp://127.0.0.1:5555)
+ * With TOKEN, every call must carry "authorization: Bearer TOKEN". It serves
+ * reflection, so `nnrpc list URL` shows what it offers (docs/tools.md). */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,10 +27,13 @@ static int say_hello(nnrpc_ctx *ctx, const Helloworld__HelloRequest *req,
 
 int main(int argc, char **argv) {
   const char *url = argc > 1 ? argv[1] : "tcp://127.0.0.1:5555";
+  const char *token = argc > 2 ? argv[2] : NULL;
   Helloworld__Greeter_Handlers handlers = {.say_hello = say_hello};
   int rc;
   if ((rc = nnrpc_server_open(&srv, NULL)) ||
       (rc = helloworld__greeter__handlers__register(srv, &handlers, NULL)) ||
+      (rc = nnrpc_server_enable_reflection(srv)) || /* for `nnrpc list/describe/call` */
+      (token && (rc = nnrpc_server_require_bearer(srv, token))) ||
       (rc = nnrpc_server_listen(srv, url))) {
     fprintf(stderr, "greeter_server: %s: %s\n", url, nnrpc_strerror(rc));
     nnrpc_server_close(srv);

@@ -244,6 +244,7 @@ int main(int argc, char **argv) {
   int rc;
   if ((rc = nnrpc_server_open(&srv, NULL)) ||
       (rc = routeguide__route_guide__handlers__register(srv, &handlers, rg)) ||
+      (rc = nnrpc_server_enable_reflection(srv)) || /* for `nnrpc list/describe/call` */
       (rc = nnrpc_server_listen(srv, url))) {
     fprintf(stderr, "route_guide_server: %s: %s\n", url, nnrpc_strerror(rc));
     nnrpc_server_close(srv);

@@ -132,4 +132,9 @@ int nnrpc__server_add_interceptor_owned(nnrpc_server *s, const nnrpc_server_inte
 /* The user pointer of the interceptor whose after hook is `after`, or NULL. */
 void *nnrpc__server_interceptor_user(nnrpc_server *s, void (*after)(nnrpc_ctx *, int, int64_t, void *));
 
+/* ---------------------------------------------------------------- reflection (reflection.c) */
+/* server.c, for reflection.c: copies up to max of the services added so far
+ * and returns how many there are */
+size_t nnrpc__server_services(nnrpc_server *s, const nnrpc_service **out, size_t max);
+
 #endif

@@ -1401,3 +1401,12 @@ void *nnrpc__server_interceptor_user(nnrpc_server *s, void (*after)(nnrpc_ctx *,
   pthread_mutex_unlock(&s->mu);
   return user;
 }
+
+/* for reflection.c: the services added so far, in order */
+size_t nnrpc__server_services(nnrpc_server *s, const nnrpc_service **out, size_t max) {
+  pthread_mutex_lock(&s->mu);
+  size_t n = s->nsvcs;
+  for (size_t i = 0; i < n && i < max; i++) out[i] = s->svcs[i].svc;
+  pthread_mutex_unlock(&s->mu);
+  return n;
+}

@@ -24,7 +24,8 @@ extern "C" {
 /* Version of the runtime API. Generated code checks it at compile time. */
 #define NNRPC_VERSION_MAJOR 0
 #define NNRPC_VERSION_MINOR 2
-#define NNRPC_API_VERSION 2
+/* 3: nnrpc_service ends with the descriptors of its .proto files (reflection) */
+#define NNRPC_API_VERSION 3
 
 #if defined(__GNUC__)
 #define NNRPC_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -132,12 +133,27 @@ typedef struct nnrpc_method {
   nnrpc_invoke_fn invoke;                   /* server side */
 } nnrpc_method;
 
+/* One .proto file's schema, embedded by protoc-gen-nnrpc for reflection
+ * (nnrpc_server_enable_reflection) and generic clients (the nnrpc command). */
+typedef struct nnrpc_file_descriptor {
+  const char *name;                         /* "dir/x.proto", as protoc names it */
+  const uint8_t *data;                      /* a serialized google.protobuf.FileDescriptorProto */
+  size_t len;                               /*   (source_code_info left out) */
+  size_t n_deps;
+  const char *const *deps;                  /* the files it imports, by name */
+} nnrpc_file_descriptor;
+
 /* Static description of one service, emitted by protoc-gen-nnrpc. */
 typedef struct nnrpc_service {
   const char *name;                         /* "pkg.Service" */
   size_t n_methods;
   const nnrpc_method *methods;
   size_t handlers_size;                     /* sizeof the generated handler table */
+  /* API 3: files[0] is the service's own .proto file, then every file it
+   * imports, directly or not, each once (so the types of every method are
+   * described). Static. n_files 0: no descriptors (hand-written tables). */
+  size_t n_files;
+  const nnrpc_file_descriptor *const *files;
 } nnrpc_service;
 
 /* ---------------------------------------------------------------- channel */
@@ -319,6 +335,43 @@ void nnrpc_stream_cancel(nnrpc_stream *st);
  * without close_send on a client/bidi stream half-closes first. */
 nnrpc_status nnrpc_stream_finish(nnrpc_stream *st, ProtobufCMessage **reply, nnrpc_metadata *trailers);
 
+/* ---------------------------------------------------------------- generic calls (encoded messages) */
+
+/* Calls by method path with messages as protobuf wire bytes, for programs
+ * that know the schema only at run time (the nnrpc command line tool, with
+ * descriptors from reflection). Deadlines, metadata, limits and errors are
+ * those of the typed calls above; the runtime checks only that the bytes
+ * are well-formed protobuf, not that they fit the method's types (a server
+ * that cannot decode a request answers INVALID_ARGUMENT). `path` is
+ * "/pkg.Service/Method".
+ *
+ * Unary: on NNRPC_OK *reply is a malloc'ed buffer of *reply_len bytes (not
+ * NULL even when empty) that the caller frees with free(); otherwise *reply
+ * is NULL and *reply_len 0. */
+nnrpc_status nnrpc_unary_call_raw(nnrpc_channel *ch, const char *path, const uint8_t *req,
+                                  size_t req_len, uint8_t **reply, size_t *reply_len,
+                                  const nnrpc_call_opts *opts);
+
+/* Streams: nnrpc_stream_open for a method of `kind` (a streaming kind);
+ * `req` is the request of a server-streaming call (req_len bytes; NULL is
+ * an empty message) and must be NULL for the other kinds. Use the stream
+ * with nnrpc_stream_write_raw / nnrpc_stream_read_raw and the ordinary
+ * nnrpc_stream_close_send / nnrpc_stream_cancel, and end it with
+ * nnrpc_stream_finish_raw (not nnrpc_stream_finish: the stream owns a copy
+ * of the path that only the _raw finish frees). */
+nnrpc_status nnrpc_stream_open_raw(nnrpc_channel *ch, const char *path, nnrpc_method_kind kind,
+                                   const uint8_t *req, size_t req_len, const nnrpc_call_opts *opts,
+                                   nnrpc_stream **out);
+/* As nnrpc_stream_write; the bytes are copied before it returns. */
+int nnrpc_stream_write_raw(nnrpc_stream *st, const uint8_t *msg, size_t len);
+/* As nnrpc_stream_read: 1 with *msg a malloc'ed buffer of *len bytes (the
+ * caller frees it), or 0 with *msg NULL when the stream is over. */
+int nnrpc_stream_read_raw(nnrpc_stream *st, uint8_t **msg, size_t *len);
+/* As nnrpc_stream_finish; `reply` and `reply_len` (may be NULL) receive a
+ * client-streaming call's reply as for nnrpc_unary_call_raw. */
+nnrpc_status nnrpc_stream_finish_raw(nnrpc_stream *st, uint8_t **reply, size_t *reply_len,
+                                     nnrpc_metadata *trailers);
+
 /* ---------------------------------------------------------------- server */
 
 typedef struct nnrpc_server nnrpc_server;
@@ -489,6 +542,32 @@ const nnrpc_service *nnrpc_health_service(void);
  * the server does not know gives NNRPC_NOT_FOUND. service NULL means "". */
 nnrpc_status nnrpc_health_check(nnrpc_channel *ch, const char *service, int *status,
                                 const nnrpc_call_opts *opts);
+
+/* ---------------------------------------------------------------- reflection */
+
+/* Serves nnrpc.reflection.v1.ServerReflection (idl/nnrpc/reflection.proto)
+ * on srv: ListServices names every service the server has (this one
+ * included); FileContainingSymbol and FileByFilename return serialized
+ * google.protobuf.FileDescriptorProtos of a file and of everything it
+ * imports, from the descriptors protoc-gen-nnrpc embeds in each service
+ * (nnrpc_service.files). Symbols are services, methods ("pkg.Service.Method"
+ * or "pkg.Service/Method"), messages, enums, fields and extensions, nested
+ * ones too, of any file the server's services bring. The `nnrpc` command
+ * (docs/tools.md) lists, describes and calls services through it.
+ *
+ * Call it before nnrpc_server_start (usually after adding the services;
+ * every service added before the start is listed). It allocates nothing
+ * that outlives a call: the names and descriptors it serves are the
+ * services' static data, so there is nothing to free or disable. It tells
+ * any client the server's whole schema: leave it off where that matters,
+ * or guard it with an interceptor (nnrpc_server_require_bearer covers it).
+ * Errors: INVALID_ARGUMENT, FAILED_PRECONDITION (started), ALREADY_EXISTS
+ * (enabled twice), RESOURCE_EXHAUSTED. */
+int nnrpc_server_enable_reflection(nnrpc_server *srv);
+
+/* The reflection service's description (static): its method paths and
+ * embedded descriptors, for clients. */
+const nnrpc_service *nnrpc_reflection_service(void);
 
 /* ---------------------------------------------------------------- handler context */
 

@@ -35,11 +35,20 @@
 
 #define BT_MAX 64
 #define TICK_MS 50
+/* A client that sends and never acks must not grow the server's memory:
+ * answers the server owes on its own account (STATUS of refused calls,
+ * PONGs) wait in a connection's queue up to this many bytes, then are
+ * dropped; and STATUS frames of finished calls still queued count against
+ * max_concurrent_calls for the connection's new calls. A client that reads
+ * never comes near either. */
+#define MAX_QUEUED_ANSWERS (1u << 20)
+enum { ACCT_NONE, ACCT_ANSWER, ACCT_STATUS };
 
 typedef struct outframe {
   struct outframe *next;
   void *msg; /* nn_allocmsg'ed: NNRPC_ENV_LEN reserved bytes, then the frame */
   size_t len;
+  uint8_t acct; /* ACCT_ANSWER: counted in conn.answers; ACCT_STATUS: in conn.nstatus */
 } outframe;
 
 typedef struct conn {
@@ -52,6 +61,8 @@ typedef struct conn {
   int64_t last_rx_ms;
   int64_t sent_ms;  /* when the last message was handed to nanomsg */
   outframe *qhead, *qtail;
+  size_t answers;   /* bytes of ACCT_ANSWER frames queued (MAX_QUEUED_ANSWERS) */
+  unsigned nstatus; /* ACCT_STATUS frames queued: finished calls not yet answered */
   unsigned ncalls;
   unsigned nstreams; /* streaming calls among ncalls */
 } conn;
@@ -328,6 +339,8 @@ static const route *find_route(const nnrpc_server *s, const char *path) {
 /* Queues a frame for conn; caller holds mu. Takes ownership of f. */
 static void conn_enqueue(conn *c, outframe *f) {
   f->next = NULL;
+  if (f->acct == ACCT_ANSWER) c->answers += f->len;
+  if (f->acct == ACCT_STATUS) c->nstatus++;
   if (c->qtail)
     c->qtail->next = f;
   else
@@ -359,6 +372,8 @@ static void conn_flush(nnrpc_server *s, conn *c) {
     c->qhead = f->next;
     msg = f->msg;
     len = f->len;
+    if (f->acct == ACCT_ANSWER) c->answers -= f->len;
+    if (f->acct == ACCT_STATUS) c->nstatus--;
     free(f);
   } else {
     size_t total = NNRPC_ENV_LEN;
@@ -378,6 +393,8 @@ static void conn_flush(nnrpc_server *s, conn *c) {
       memcpy((uint8_t *)msg + off, (uint8_t *)h->msg + NNRPC_ENV_LEN, h->len - NNRPC_ENV_LEN);
       off += h->len - NNRPC_ENV_LEN;
       c->qhead = h->next;
+      if (h->acct == ACCT_ANSWER) c->answers -= h->len;
+      if (h->acct == ACCT_STATUS) c->nstatus--;
       nn_freemsg(h->msg);
       free(h);
     }
@@ -420,6 +437,7 @@ static outframe *make_frame(uint8_t type, uint8_t flags, uint64_t call_id, nnrpc
   outframe *f = malloc(sizeof *f);
   if (!f) return NULL;
   f->next = NULL; /* a frame for a dead connection is freed as a list of one */
+  f->acct = ACCT_NONE;
   f->len = NNRPC_ENV_LEN + NNRPC_FRAME_HDR_LEN + meta + payload;
   f->msg = nn_allocmsg(f->len, 0);
   if (!f->msg) {
@@ -441,10 +459,14 @@ static outframe *make_frame(uint8_t type, uint8_t flags, uint64_t call_id, nnrpc
 /* Queues a STATUS frame for a call that never reached a handler. mu held. */
 static void queue_status_locked(conn *c, uint64_t id, int code, const char *message) {
   nnrpc__hdr h;
+  if (c->answers >= MAX_QUEUED_ANSWERS) return; /* the client does not read them */
   if (nnrpc__hdr_build(&h, NULL, 0, NULL, (uint32_t)code, message, 0)) return;
   outframe *f = make_frame(NNRPC_F_STATUS, 0, id, &h, NULL, 0, NULL, 0);
   nnrpc__hdr_done(&h);
-  if (f) conn_enqueue(c, f);
+  if (f) {
+    f->acct = ACCT_ANSWER;
+    conn_enqueue(c, f);
+  }
 }
 
 /* ---------------------------------------------------------------- calls */
@@ -512,6 +534,13 @@ static void finish_call(nnrpc_server *s, nnrpc_ctx *x, int code, const ProtobufC
     }
     pthread_mutex_unlock(&s->mu);
   }
+  /* A handler that gave up because its deadline passed (nnrpc_ctx_is_cancelled)
+   * says CANCELLED; the call ended with DEADLINE_EXCEEDED, and so its client
+   * must hear, even when this status beats the client's own timer. */
+  if (code == NNRPC_CANCELLED && x->deadline_us != NNRPC_NO_DEADLINE && nnrpc__now_us() >= x->deadline_us) {
+    code = NNRPC_DEADLINE_EXCEEDED;
+    msg = "deadline exceeded";
+  }
   if (code == NNRPC_OK && reply) {
     reply_size = protobuf_c_message_get_packed_size(reply);
     if (reply_size > s->o.max_send_msg) {
@@ -538,6 +567,7 @@ static void finish_call(nnrpc_server *s, nnrpc_ctx *x, int code, const ProtobufC
         f = make_frame(NNRPC_F_STATUS, 0, x->id, &h, NULL, 0, NULL, 0);
       }
       nnrpc__hdr_done(&h);
+      if (f) f->acct = ACCT_STATUS;
     }
   }
   for (size_t i = s->nics; i-- > 0;) /* the call still counts as active: s stays alive */
@@ -675,6 +705,11 @@ static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrp
   if (s->active >= s->o.max_concurrent_calls) {
     queue_status_locked(c, f->call_id, NNRPC_RESOURCE_EXHAUSTED,
                         "server is at max_concurrent_calls");
+    return;
+  }
+  if (c->ncalls + c->nstatus >= s->o.max_concurrent_calls) { /* the client does not read its replies */
+    queue_status_locked(c, f->call_id, NNRPC_RESOURCE_EXHAUSTED,
+                        "connection is at max_concurrent_calls (counting replies not yet acknowledged)");
     return;
   }
   nnrpc_ctx *x = calloc(1, sizeof *x);
@@ -860,6 +895,7 @@ static void on_stream_frame_locked(nnrpc_server *s, conn *c, const nnrpc__frame 
 /* A PING frame: answer with the listed call ids this server does not know. mu held. */
 static void on_ping_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f) {
   size_t n = f->payload_len / 8, unknown = 0;
+  if (c->answers >= MAX_QUEUED_ANSWERS) return; /* the client does not read them */
   uint8_t *ids = n ? malloc(n * 8) : NULL;
   if (n && !ids) return;
   for (size_t i = 0; i < n; i++) {
@@ -868,7 +904,10 @@ static void on_ping_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f) {
   }
   outframe *o = make_frame(NNRPC_F_PONG, 0, 0, NULL, NULL, 0, ids, unknown * 8);
   free(ids);
-  if (o) conn_enqueue(c, o);
+  if (o) {
+    o->acct = ACCT_ANSWER;
+    conn_enqueue(c, o);
+  }
 }
 
 /* Processes one client message; returns the unary calls it made ready to
@@ -948,11 +987,15 @@ static void tick(nnrpc_server *s) {
         c->dead = true; /* its client stopped pinging: cancel its calls */
         free_frames(c->qhead);
         c->qhead = c->qtail = NULL;
+        c->answers = 0;
+        c->nstatus = 0;
         for (size_t j = 0; j < s->calls.nb; j++)
           for (nnrpc__hnode *m = s->calls.b[j]; m; m = m->next)
             if (((nnrpc_ctx *)m)->conn == c) cancel_locked((nnrpc_ctx *)m, &fire);
       }
-      if (silent && c->ncalls == 0 && (!c->qhead || c->dead)) {
+      /* Forgotten with whatever still waits for it: a client silent this
+       * long with nothing in flight is gone (or never reads). */
+      if (silent && c->ncalls == 0) {
         nnrpc__hmap_del(&s->conns, c->node.k1, 0);
         free_frames(c->qhead);
         free(c);

@@ -4,6 +4,7 @@
 
 #include <nanomsg/nn.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 int nnrpc__cond_init(pthread_cond_t *cv) {
   pthread_condattr_t a;
@@ -76,9 +77,18 @@ nnrpc__hnode *nnrpc__hmap_del(nnrpc__hmap *m, uint64_t k1, uint64_t k2) {
 }
 
 /* ---------------------------------------------------------------- arena */
+/* Chunks grow with the arena (16 KiB, then half of what it holds, at most
+ * 8 MiB), and those of 1 MiB or more are mapped directly. So a big decode (a
+ * protobuf bomb stopped at max_decode_bytes) gives its memory back to the
+ * system when freed, instead of leaving up to max_decode_bytes in the malloc
+ * arena of every thread that ever decoded one. */
+#define CHUNK_MIN 16384
+#define CHUNK_MAX (8u << 20)
+#define CHUNK_MMAP (1u << 20)
 struct nnrpc__chunk {
   struct nnrpc__chunk *next;
   size_t size;
+  bool mapped;
   char data[] __attribute__((aligned(16)));
 };
 
@@ -104,9 +114,17 @@ void *nnrpc__arena_alloc(nnrpc__arena *a, size_t n) {
     return NULL;
   }
   if ((size_t)(a->end - a->cur) < need) {
-    size_t sz = need > 16384 ? need : 16384;
-    struct nnrpc__chunk *c = malloc(sizeof *c + sz);
-    if (!c) return NULL;
+    size_t sz = a->used / 2 < CHUNK_MIN ? CHUNK_MIN : a->used / 2 > CHUNK_MAX ? CHUNK_MAX : a->used / 2;
+    if (sz < need) sz = need;
+    struct nnrpc__chunk *c;
+    bool mapped = sizeof *c + sz >= CHUNK_MMAP;
+    if (mapped) {
+      c = mmap(NULL, sizeof *c + sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (c == MAP_FAILED) return NULL;
+    } else if (!(c = malloc(sizeof *c + sz))) {
+      return NULL;
+    }
+    c->mapped = mapped;
     c->next = a->chunks;
     c->size = sz;
     a->chunks = c;
@@ -122,7 +140,10 @@ void *nnrpc__arena_alloc(nnrpc__arena *a, size_t n) {
 void nnrpc__arena_free(nnrpc__arena *a) {
   for (struct nnrpc__chunk *c = a->chunks, *next; c; c = next) {
     next = c->next;
-    free(c);
+    if (c->mapped)
+      munmap(c, sizeof *c + c->size);
+    else
+      free(c);
   }
   a->chunks = NULL;
   a->cur = a->first;

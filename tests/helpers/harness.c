@@ -106,6 +106,8 @@ static int nest(nnrpc_ctx *ctx, const NnrpcTest__Node *req, NnrpcTest__Node *rep
   for (const NnrpcTest__Node *n = req; n; n = n->child) d++;
   reply->depth = d;
   reply->child = req->child; /* the request outlives the reply's send */
+  reply->n_kids = req->n_kids;
+  reply->kids = req->kids;
   return NNRPC_OK;
 }
 

@@ -241,6 +241,91 @@ static void test_channel_headers_go_with_every_call_before_its_own(void **st) {
   th_server_stop(t);
 }
 
+/* ---------------------------------------------------------------- client interceptors */
+
+typedef struct client_trace {
+  int befores, afters;
+  int last_code;
+  char last_method[64];
+  int64_t last_us;
+} client_trace;
+
+static int client_before(nnrpc_client_call *call, nnrpc_metadata *extra, void *user) {
+  client_trace *t = user;
+  t->befores++;
+  if (strstr(call->method, "Counter")) {
+    call->reject_message = "counters are off limits";
+    return NNRPC_PERMISSION_DENIED;
+  }
+  assert_true(call->timeout_ms > 0 && call->timeout_ms <= 10000);
+  return nnrpc_metadata_add_str(extra, "x-trace", "42");
+}
+
+static void client_after(const char *method, int code, int64_t us, void *user) {
+  client_trace *t = user;
+  t->afters++;
+  t->last_code = code;
+  t->last_us = us;
+  snprintf(t->last_method, sizeof t->last_method, "%s", method);
+}
+
+static void done_noop(nnrpc_call *c, void *u) {
+  (void)c;
+  (void)u;
+}
+
+static void test_client_interceptors_add_headers_refuse_calls_and_see_outcomes(void **st) {
+  (void)st;
+  th_server *t = th_server_start("inproc", NULL);
+  client_trace tr2 = {0};
+  nnrpc_client_interceptor ic = {client_before, client_after, &tr2};
+  nnrpc_channel_opts co = {.interceptors = &ic, .n_interceptors = 1};
+  nnrpc_channel *ch = th_channel(t->url, &co);
+  /* unary: the header reaches the server (echoed back as a trailer) */
+  nnrpc_metadata *trl = nnrpc_metadata_new();
+  NnrpcTest__EchoRequest req = NNRPC_TEST__ECHO_REQUEST__INIT;
+  req.echo_headers = true;
+  NnrpcTest__EchoReply *rep = NULL;
+  nnrpc_call_opts o = {.timeout_ms = 10000, .trailers = trl};
+  assert_int_equal(nnrpc_test__echo__echo__call(ch, &req, &rep, &o).code, NNRPC_OK);
+  nnrpc_test__echo_reply__free_unpacked(rep, NULL);
+  assert_string_equal(nnrpc_metadata_get(trl, "x-trace", NULL), "42");
+  assert_int_equal(tr2.afters, 1);
+  assert_int_equal(tr2.last_code, NNRPC_OK);
+  assert_string_equal(tr2.last_method, "/nnrpc_test.Echo/Echo");
+  /* refused locally: nothing sent, the handler never runs */
+  nnrpc_status s = nnrpc_test__counter__next__call(ch, &req, &rep, &o);
+  assert_int_equal(s.code, NNRPC_PERMISSION_DENIED);
+  assert_string_equal(s.message, "counters are off limits");
+  assert_int_equal(atomic_load(&t->counter), 0);
+  assert_int_equal(tr2.last_code, NNRPC_PERMISSION_DENIED);
+  nnrpc_call *call = NULL;
+  nnrpc_completion how = {.done = done_noop};
+  assert_int_equal(nnrpc_test__counter__next__start(ch, &req, &o, &how, &call), NNRPC_PERMISSION_DENIED);
+  /* async: after runs at finish */
+  req.fail_code = NNRPC_NOT_FOUND;
+  assert_int_equal(nnrpc_test__echo__echo__start(ch, &req, &o, &how, &call), NNRPC_OK);
+  for (int i = 0; i < 1000 && !nnrpc_call_is_done(call); i++) th_sleep_ms(2);
+  int afters = tr2.afters;
+  assert_int_equal(nnrpc_test__echo__echo__finish(call, NULL, NULL).code, NNRPC_NOT_FOUND);
+  assert_int_equal(tr2.afters, afters + 1);
+  assert_int_equal(tr2.last_code, NNRPC_NOT_FOUND);
+  /* streams: before at open, after at finish */
+  NnrpcStreamTest__RangeRequest rr = NNRPC_STREAM_TEST__RANGE_REQUEST__INIT;
+  rr.count = 3;
+  nnrpc_stream *strm = NULL;
+  assert_int_equal(nnrpc_stream_test__streamer__range__open(ch, &rr, &o, &strm).code, NNRPC_OK);
+  NnrpcStreamTest__Num *m;
+  while (nnrpc_stream_test__streamer__range__read(strm, &m)) nnrpc_stream_test__num__free_unpacked(m, NULL);
+  assert_int_equal(nnrpc_stream_test__streamer__range__finish(strm, NULL).code, NNRPC_OK);
+  assert_string_equal(tr2.last_method, "/nnrpc_stream_test.Streamer/Range");
+  assert_int_equal(tr2.befores, 5);
+  assert_int_equal(tr2.afters, 4); /* the refused async start never began */
+  nnrpc_metadata_free(trl);
+  nnrpc_channel_close(ch);
+  th_server_stop(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_call_without_token_is_unauthenticated_and_handler_never_runs),
@@ -249,6 +334,7 @@ int main(void) {
       cmocka_unit_test(test_streams_without_token_are_refused_before_the_handler),
       cmocka_unit_test(test_interceptors_run_in_order_refuse_and_see_final_codes),
       cmocka_unit_test(test_channel_headers_go_with_every_call_before_its_own),
+      cmocka_unit_test(test_client_interceptors_add_headers_refuse_calls_and_see_outcomes),
   };
   if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);

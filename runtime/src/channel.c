@@ -35,6 +35,19 @@
 
 typedef struct nnrpc_call ccall;
 
+/* The channel's client interceptors, shared by its calls: a call that is
+ * finished after its channel closed still runs its after hooks. */
+typedef struct ic_block {
+  atomic_int refs;
+  size_t n;
+  nnrpc_client_interceptor ic[];
+} ic_block;
+
+static void ic_unref(ic_block *b) {
+  if (b && atomic_fetch_sub(&b->refs, 1) == 1) free(b);
+}
+
+
 /* A stream message received and not yet read. */
 typedef struct cmsg {
   struct cmsg *next;
@@ -74,6 +87,9 @@ struct nnrpc_call {
   size_t in_bytes, uncredited;
   int64_t send_credit;
   uint32_t window;
+  /* client interceptors */
+  ic_block *ics;     /* a reference, or NULL */
+  int64_t sent_us;   /* when the call was built, for after hooks */
 };
 
 /* The public stream handle is the call itself. */
@@ -111,6 +127,7 @@ struct nnrpc_channel {
   atomic_bool has_done, has_sq;
   atomic_size_t heap_n;
   nnrpc_metadata *call_md;  /* headers of every call (opts.call_headers, bearer_token) */
+  ic_block *ics;            /* opts.interceptors, or NULL */
   /* receiver-thread state */
   atomic_uint ack_owed;  /* seq of a server message not yet acknowledged; 0: none */
   int64_t ack_due_us;    /* receiver thread: when a deferred ack must go out alone */
@@ -195,13 +212,67 @@ static void send_small(nnrpc_channel *ch, uint8_t type, uint64_t id, const void 
 }
 
 /* Encodes the CALL frame of a unary call. Returns 0 or an nnrpc code. */
+static bool headers_too_big(const nnrpc_channel *ch, const nnrpc_metadata *hd);
+
+/* Runs the channel's before hooks; on NNRPC_OK *merged (if they added
+ * headers) holds the call's headers and theirs, to be freed by the caller. */
+static int run_before(nnrpc_channel *ch, ccall *c, const nnrpc_metadata *hd, int64_t left_us,
+                      nnrpc_metadata **merged) {
+  *merged = NULL;
+  c->sent_us = nnrpc__now_us();
+  if (!ch->ics) return NNRPC_OK;
+  c->ics = ch->ics;
+  atomic_fetch_add(&c->ics->refs, 1);
+  nnrpc_metadata *m = nnrpc_metadata_new();
+  if (!m) return NNRPC_RESOURCE_EXHAUSTED;
+  int rc = NNRPC_OK;
+  for (size_t i = 0; hd && rc == NNRPC_OK && i < hd->n; i++)
+    rc = nnrpc_metadata_add(m, hd->e[i].key, hd->e[i].value, hd->e[i].len);
+  size_t own = m->n;
+  nnrpc_client_call info = {c->m->path, c->m->kind, left_us ? (left_us + 999) / 1000 : -1, hd, NULL};
+  for (size_t i = 0; rc == NNRPC_OK && i < ch->ics->n; i++) {
+    if (!ch->ics->ic[i].before) continue;
+    rc = ch->ics->ic[i].before(&info, m, ch->ics->ic[i].user);
+    if (rc != NNRPC_OK) {
+      if (rc < 0 || rc >= NNRPC_CODE_COUNT) rc = NNRPC_UNKNOWN;
+      c->why = info.reject_message ? info.reject_message : "refused by a client interceptor";
+    }
+  }
+  if (rc == NNRPC_OK && m->n > own) {
+    if (headers_too_big(ch, m)) {
+      rc = NNRPC_RESOURCE_EXHAUSTED;
+      c->why = "headers added by client interceptors exceed the metadata limits";
+    } else {
+      *merged = m;
+      return NNRPC_OK;
+    }
+  }
+  nnrpc_metadata_free(m);
+  return rc;
+}
+
+static void run_after(ccall *c, int code) {
+  if (!c->ics) return;
+  int64_t us = nnrpc__now_us() - c->sent_us;
+  for (size_t i = c->ics->n; i-- > 0;)
+    if (c->ics->ic[i].after) c->ics->ic[i].after(c->m->path, code, us, c->ics->ic[i].user);
+  ic_unref(c->ics);
+  c->ics = NULL;
+}
+
 static int build_call_msg(nnrpc_channel *ch, ccall *c, const ProtobufCMessage *req, size_t size,
                           const nnrpc_metadata *hd, int64_t deadline, void **msg) {
   int64_t left = deadline == NNRPC_NO_DEADLINE ? 0 : deadline - nnrpc__now_us();
   if (deadline != NNRPC_NO_DEADLINE && left < 1) left = 1; /* late: the server says so */
+  nnrpc_metadata *merged;
+  int brc = run_before(ch, c, hd, left, &merged);
+  if (brc) return brc;
+  if (merged) hd = merged;
   nnrpc__hdr h;
-  if (nnrpc__hdr_build2(&h, c->m->path, (uint64_t)left, ch->call_md, hd, 0, NULL, ch->o.max_recv_msg))
+  if (nnrpc__hdr_build2(&h, c->m->path, (uint64_t)left, ch->call_md, hd, 0, NULL, ch->o.max_recv_msg)) {
+    nnrpc_metadata_free(merged);
     return NNRPC_RESOURCE_EXHAUSTED;
+  }
   if (c->stream) h.pb.window = c->window;
   /* A client or bidi stream starts without a message and stays open. */
   uint8_t flags = req ? NNRPC_FF_HAS_MESSAGE | NNRPC_FF_END_STREAM : 0;
@@ -217,6 +288,7 @@ static int build_call_msg(nnrpc_channel *ch, ccall *c, const ProtobufCMessage *r
     if (req) protobuf_c_message_pack(req, p + NNRPC_FRAME_HDR_LEN + meta);
   }
   nnrpc__hdr_done(&h);
+  nnrpc_metadata_free(merged);
   return rc;
 }
 
@@ -608,6 +680,19 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
     free(ch);
     return NNRPC_INVALID_ARGUMENT;
   }
+  if (ch->o.n_interceptors) { /* our own copy: the caller's array is borrowed */
+    size_t n = ch->o.n_interceptors;
+    if (!ch->o.interceptors || !(ch->ics = malloc(sizeof *ch->ics + n * sizeof ch->ics->ic[0]))) {
+      int rc = ch->o.interceptors ? NNRPC_RESOURCE_EXHAUSTED : NNRPC_INVALID_ARGUMENT;
+      free(ch);
+      return rc;
+    }
+    atomic_init(&ch->ics->refs, 1);
+    ch->ics->n = n;
+    memcpy(ch->ics->ic, ch->o.interceptors, n * sizeof ch->ics->ic[0]);
+  }
+  ch->o.interceptors = NULL;
+  ch->o.n_interceptors = 0;
   /* Channel-wide headers: our own copy, the caller's are only borrowed. */
   const nnrpc_metadata *ch_md = ch->o.call_headers;
   const char *token = ch->o.bearer_token;
@@ -632,6 +717,7 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
       rc = NNRPC_INVALID_ARGUMENT;
     if (rc) {
       nnrpc_metadata_free(ch->call_md);
+      ic_unref(ch->ics);
       free(ch);
       return rc;
     }
@@ -640,6 +726,7 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
   ch->sock = nn_socket(AF_SP_RAW, NN_REQ);
   if (ch->sock < 0) {
     nnrpc_metadata_free(ch->call_md);
+    ic_unref(ch->ics);
     free(ch);
     return NNRPC_INTERNAL;
   }
@@ -656,6 +743,7 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
     int rc = errno == ENOMEM ? NNRPC_RESOURCE_EXHAUSTED : NNRPC_INVALID_ARGUMENT;
     nn_close(ch->sock);
     nnrpc_metadata_free(ch->call_md);
+    ic_unref(ch->ics);
     free(ch);
     return rc;
   }
@@ -677,6 +765,7 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
     pthread_mutex_destroy(&ch->mu);
     pthread_cond_destroy(&ch->users_cv);
     nnrpc_metadata_free(ch->call_md);
+    ic_unref(ch->ics);
     free(ch);
     return NNRPC_INTERNAL;
   }
@@ -699,6 +788,7 @@ NNRPC_API void nnrpc_channel_close(nnrpc_channel *ch) {
   nnrpc__hmap_free(&ch->calls);
   free(ch->heap);
   nnrpc_metadata_free(ch->call_md);
+  ic_unref(ch->ics);
   pthread_mutex_destroy(&ch->mu);
   pthread_cond_destroy(&ch->users_cv);
   free(ch);
@@ -861,7 +951,8 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
   pthread_mutex_lock(&ch->mu);
   if (rc != NNRPC_OK)
     complete_locked(ch, &c, rc,
-                    rc == NNRPC_DEADLINE_EXCEEDED ? "deadline exceeded before the call could be sent (no server?)"
+                    c.why ? c.why
+                    : rc == NNRPC_DEADLINE_EXCEEDED ? "deadline exceeded before the call could be sent (no server?)"
                     : rc == NNRPC_RESOURCE_EXHAUSTED ? "out of memory"
                                                      : "could not send the call");
   while (!c.done) {
@@ -880,6 +971,7 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
   pthread_mutex_unlock(&ch->mu);
 
   st = result_of(&c, reply, opts ? opts->trailers : NULL);
+  run_after(&c, st.code);
   nnrpc__rxbuf_unref(c.rx);
   pthread_cond_destroy(&c.cv);
   pthread_mutex_lock(&ch->mu);
@@ -915,15 +1007,18 @@ NNRPC_API int nnrpc_unary_start(nnrpc_channel *ch, const nnrpc_method *m, const 
   int rc = st.code ? st.code
                    : build_call_msg(ch, c, req, size, opts ? opts->headers : NULL, c->deadline_us, &msg);
   if (rc) {
+    ic_unref(c->ics); /* never started: no after hook */
     free(c);
     return rc;
   }
   pthread_mutex_lock(&ch->mu);
   if (ch->closing || (c->deadline_us != NNRPC_NO_DEADLINE && heap_add(ch, c))) {
+    bool closing = ch->closing;
     pthread_mutex_unlock(&ch->mu);
     nn_freemsg(msg);
+    ic_unref(c->ics);
     free(c);
-    return ch->closing ? NNRPC_CANCELLED : NNRPC_RESOURCE_EXHAUSTED;
+    return closing ? NNRPC_CANCELLED : NNRPC_RESOURCE_EXHAUSTED;
   }
   nnrpc__hmap_put(&ch->calls, &c->node);
   if (out) *out = c;
@@ -969,6 +1064,7 @@ NNRPC_API nnrpc_status nnrpc_unary_finish(nnrpc_call *c, ProtobufCMessage **repl
   if (!c || !atomic_load(&c->delivered))
     return nnrpc__status(NNRPC_FAILED_PRECONDITION, "nnrpc_unary_finish before the call completed");
   nnrpc_status st = result_of(c, reply, trailers);
+  run_after(c, st.code);
   nnrpc__rxbuf_unref(c->rx);
   free(c);
   return st;
@@ -1128,6 +1224,7 @@ NNRPC_API nnrpc_status nnrpc_stream_open(nnrpc_channel *ch, const nnrpc_method *
   pthread_mutex_unlock(&ch->mu);
   if (rc) {
     rs = nnrpc__status(rc, "%s", c->why);
+    ic_unref(c->ics); /* refused or never sent: no after hook */
     pthread_cond_destroy(&c->cv);
     free(st);
     return rs;
@@ -1323,6 +1420,7 @@ NNRPC_API nnrpc_status nnrpc_stream_finish(nnrpc_stream *st, ProtobufCMessage **
   }
   bool one_reply = c->m->kind == NNRPC_CLIENT_STREAMING;
   nnrpc_status rs = result_of(c, one_reply ? reply : NULL, trailers);
+  run_after(c, rs.code);
   nnrpc__rxbuf_unref(c->rx);
   pthread_cond_destroy(&c->cv);
   free(st);

@@ -160,6 +160,31 @@ typedef struct nnrpc_service {
 
 typedef struct nnrpc_channel nnrpc_channel;
 
+/* What a client interceptor sees of a call about to be sent. */
+typedef struct nnrpc_client_call {
+  const char *method;            /* "/pkg.Service/Method" */
+  nnrpc_method_kind kind;
+  int64_t timeout_ms;            /* time left until the deadline; -1: none */
+  const nnrpc_metadata *headers; /* the call's own headers; NULL: none */
+  const char *reject_message;    /* a `before` hook that refuses may point this
+                                    at text that outlives the call */
+} nnrpc_client_call;
+
+/* Hooks around every call of a channel (unary blocking and async, streams). */
+typedef struct nnrpc_client_interceptor {
+  /* Before the call is sent, on the calling thread. It may add headers to
+   * `extra` (sent after the channel's and the call's own, within the
+   * metadata limits). NNRPC_OK goes on; another code fails the call locally
+   * with that code (message: call->reject_message) and nothing is sent.
+   * NULL: none. */
+  int (*before)(nnrpc_client_call *call, nnrpc_metadata *extra, void *user);
+  /* When the caller learns the outcome: nnrpc_unary_call returning,
+   * nnrpc_unary_finish, nnrpc_stream_finish; with the final code and the
+   * time since the call was sent, in us. NULL: none. */
+  void (*after)(const char *method, int code, int64_t duration_us, void *user);
+  void *user;
+} nnrpc_client_interceptor;
+
 /* Channel options. Every field 0 means "the default" (in brackets), so
  * `nnrpc_channel_opts o = { .default_timeout_ms = 500 };` is complete. */
 typedef struct nnrpc_channel_opts {
@@ -182,6 +207,10 @@ typedef struct nnrpc_channel_opts {
                                      (credentials, tracing); copied at open [none] */
   const char *bearer_token;       /* adds "authorization: Bearer <token>" to
                                      call_headers; copied at open [none] */
+  const nnrpc_client_interceptor *interceptors; /* run in order (after hooks in
+                                     reverse) around every call; the array is
+                                     copied at open [none] */
+  size_t n_interceptors;
 } nnrpc_channel_opts;
 
 /* Opens a channel to `url` (tcp://host:port, ipc:///path, inproc://name,

@@ -30,7 +30,7 @@ INC := -Iruntime/include -Iruntime/src -I$(GEN)
 
 # ---------------------------------------------------------------- deps
 DEB_PKGS := libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotoc-dev libnanomsg-dev libcmocka-dev \
-  libjson-c-dev
+  libjson-c-dev pkg-config
 DEPS_STAMP := $(BUILD)/.deps-ok
 $(DEPS_STAMP):
 	$(Q)tools/ensure-deps $(DEB_PKGS)

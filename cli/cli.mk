@@ -31,9 +31,15 @@ cli: $(CLI)
 CLI_TEST_GEN := $(TEST_DIR)/cligen
 CLI_TEST_WKT := timestamp duration wrappers struct field_mask any empty
 $(eval $(call nnrpc_proto_rule,tests/cli/codec_test.proto,$(CLI_TEST_GEN)))
-$(CLI_TEST_GEN)/google/protobuf/%.pb-c.c $(CLI_TEST_GEN)/google/protobuf/%.pb-c.h: $(PB_INC)/google/protobuf/%.proto | $(DEPS_STAMP)
-	$(call say,PROTOC-C,$<)
-	$(Q)mkdir -p $(CLI_TEST_GEN) && $(PROTOC) -I$(PB_INC) --c_out=$(CLI_TEST_GEN) $<
+# Explicit rules, not a pattern over $(PB_INC)/google/protobuf/%.proto: on a
+# fresh machine those files only appear when $(DEPS_STAMP) installs the
+# packages, after make has already ruled such a pattern out.
+define cli_wkt_rule
+$(CLI_TEST_GEN)/google/protobuf/$(1).pb-c.c $(CLI_TEST_GEN)/google/protobuf/$(1).pb-c.h &: | $(DEPS_STAMP)
+	$$(call say,PROTOC-C,google/protobuf/$(1).proto)
+	$(Q)mkdir -p $(CLI_TEST_GEN) && $(PROTOC) -I$(PB_INC) --c_out=$(CLI_TEST_GEN) $(PB_INC)/google/protobuf/$(1).proto
+endef
+$(foreach w,$(CLI_TEST_WKT),$(eval $(call cli_wkt_rule,$(w))))
 CLI_TEST_GEN_C := $(CLI_TEST_GEN)/codec_test.pb-c.c $(CLI_TEST_GEN)/codec_test.nnrpc.c \
   $(CLI_TEST_WKT:%=$(CLI_TEST_GEN)/google/protobuf/%.pb-c.c)
 $(CLI_TEST_GEN)/%.o: $(CLI_TEST_GEN)/%.c $(CLI_TEST_GEN_C:.c=.h)

@@ -127,6 +127,7 @@ struct nnrpc_channel {
   atomic_bool has_done, has_sq;
   atomic_size_t heap_n;
   nnrpc_metadata *call_md;  /* headers of every call (opts.call_headers, bearer_token) */
+  bool inproc;              /* inproc:// (see nnrpc__inproc_mu) */
   ic_block *ics;            /* opts.interceptors, or NULL */
   /* receiver-thread state */
   atomic_uint ack_owed;  /* seq of a server message not yet acknowledged; 0: none */
@@ -169,7 +170,10 @@ static void wake(nnrpc_channel *ch) {
 static int send_with_ack(nnrpc_channel *ch, void **msg) {
   uint32_t a = atomic_exchange(&ch->ack_owed, 0);
   nnrpc__put32((uint8_t *)*msg + NNRPC_REQID_LEN + 4, a);
-  if (nn_send(ch->sock, msg, NN_MSG, NN_DONTWAIT) >= 0) return 0;
+  if (ch->inproc) pthread_mutex_lock(&nnrpc__inproc_mu);
+  int sent = nn_send(ch->sock, msg, NN_MSG, NN_DONTWAIT);
+  if (ch->inproc) pthread_mutex_unlock(&nnrpc__inproc_mu);
+  if (sent >= 0) return 0;
   int e = errno;
   unsigned zero = 0;
   if (a) atomic_compare_exchange_strong(&ch->ack_owed, &zero, a);
@@ -722,6 +726,7 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
       return rc;
     }
   }
+  ch->inproc = strncmp(url, "inproc://", 9) == 0;
   ch->wakefd = -1;
   ch->sock = nn_socket(AF_SP_RAW, NN_REQ);
   if (ch->sock < 0) {
@@ -783,7 +788,9 @@ NNRPC_API void nnrpc_channel_close(nnrpc_channel *ch) {
   atomic_store(&ch->stop, true);
   wake(ch);
   pthread_join(ch->thr, NULL); /* it delivers the async completions first */
+  if (ch->inproc) pthread_mutex_lock(&nnrpc__inproc_mu); /* see internal.h: no inproc send in flight */
   nn_close(ch->sock);
+  if (ch->inproc) pthread_mutex_unlock(&nnrpc__inproc_mu);
   close(ch->wakefd);
   nnrpc__hmap_free(&ch->calls);
   free(ch->heap);

@@ -116,6 +116,14 @@ nnrpc__rxbuf *nnrpc__rxbuf_new(void *msg, size_t len);
 void nnrpc__rxbuf_ref(nnrpc__rxbuf *b);
 void nnrpc__rxbuf_unref(nnrpc__rxbuf *b);
 
+/* ---------------------------------------------------------------- inproc */
+/* nanomsg's inproc transport hands a message to the peer socket inside
+ * nn_send; if the peer is nn_close()d meanwhile (a client that got its reply
+ * closes at once), the sender touches freed memory (seen under valgrind).
+ * Both ends of inproc live in this process, so sends on inproc sockets and
+ * closes of inproc sockets take this one lock. util.c. */
+extern pthread_mutex_t nnrpc__inproc_mu;
+
 /* ---------------------------------------------------------------- health (health.c) */
 typedef struct nnrpc__health nnrpc__health;
 const nnrpc_service *nnrpc__health_service(void);

@@ -160,6 +160,7 @@ struct nnrpc_server {
   int64_t last_tick_ms;
   nnrpc__health *health;   /* nnrpc_server_enable_health, or NULL */
   unsigned stream_threads; /* streaming handler threads still running (mu) */
+  atomic_bool inproc;      /* listens on an inproc:// URL (see nnrpc__inproc_mu) */
   struct ic_entry {
     nnrpc_server_interceptor ic;
     void *owned; /* freed at close (the bearer token) */
@@ -318,6 +319,7 @@ NNRPC_API int nnrpc_server_require_bearer(nnrpc_server *srv, const char *token) 
 
 NNRPC_API int nnrpc_server_listen(nnrpc_server *srv, const char *url) {
   if (!srv || !url) return NNRPC_INVALID_ARGUMENT;
+  if (strncmp(url, "inproc://", 9) == 0) atomic_store(&srv->inproc, true);
   if (nn_bind(srv->sock, url) < 0)
     return errno == EADDRINUSE ? NNRPC_ALREADY_EXISTS
            : errno == EINVAL || errno == EPROTONOSUPPORT || errno == ENODEV ? NNRPC_INVALID_ARGUMENT
@@ -421,7 +423,9 @@ static void conn_flush(nnrpc_server *s, conn *c) {
                           .msg_controllen = NN_CMSG_SPACE(sizeof(size_t) + btl)};
   (void)len;
   pthread_mutex_lock(&s->send_mu);
+  if (s->inproc) pthread_mutex_lock(&nnrpc__inproc_mu);
   int rc = nn_sendmsg(s->sock, &hdr, NN_DONTWAIT);
+  if (s->inproc) pthread_mutex_unlock(&nnrpc__inproc_mu);
   pthread_mutex_unlock(&s->send_mu);
   if (rc < 0) nn_freemsg(msg); /* socket closing: nothing more will be sent */
 }
@@ -1212,7 +1216,12 @@ NNRPC_API int nnrpc_server_run(nnrpc_server *s) {
 NNRPC_API void nnrpc_server_close(nnrpc_server *s) {
   if (!s) return;
   nnrpc_server_shutdown(s, 0);
-  if (s->sock >= 0) nn_close(s->sock);
+  if (s->sock >= 0) {
+    bool inproc = atomic_load(&s->inproc);
+    if (inproc) pthread_mutex_lock(&nnrpc__inproc_mu); /* see internal.h: no inproc send in flight */
+    nn_close(s->sock);
+    if (inproc) pthread_mutex_unlock(&nnrpc__inproc_mu);
+  }
   /* Calls still queued at shutdown were answered; free whatever remains. */
   for (size_t j = 0; s->calls.b && j < s->calls.nb; j++)
     for (nnrpc__hnode *m = s->calls.b[j], *next; m; m = next) {

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+pthread_mutex_t nnrpc__inproc_mu = PTHREAD_MUTEX_INITIALIZER;
+
 int nnrpc__cond_init(pthread_cond_t *cv) {
   pthread_condattr_t a;
   pthread_condattr_init(&a);

@@ -36,7 +36,6 @@
 
 #include "helpers/harness.h"
 
-extern char **environ;
 
 typedef NnrpcStreamTest__Num Num;
 
@@ -87,22 +86,7 @@ static bool rss_meaningful(void) { return !th_slow(); }
 
 /* ---------------------------------------------------------------- child processes */
 
-static pid_t spawn_self(const char *mode, const char *url) {
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  assert_true(n > 0);
-  self[n] = 0;
-  char *argv[] = {self, (char *)mode, (char *)url, NULL};
-  pid_t pid;
-  assert_int_equal(posix_spawn(&pid, self, NULL, NULL, argv, environ), 0);
-  return pid;
-}
 
-static void kill_child(pid_t pid) {
-  kill(pid, SIGKILL);
-  int status;
-  waitpid(pid, &status, 0);
-}
 
 /* One Echo call with a deadline; its code (reply checked on OK). */
 static int echo_call(nnrpc_channel *ch, uint64_t tag, int64_t timeout_ms) {
@@ -345,13 +329,13 @@ static void test_clients_killed_mid_client_and_bidi_stream_are_cancelled_and_rel
   long base = 0, last = 0;
   int64_t worst_ms = 0;
   for (int i = 0; i < reps; i++) {
-    pid_t pid = spawn_self(i % 2 ? "--chat" : "--sum", t->url);
+    pid_t pid = th_spawn_self(i % 2 ? "--chat" : "--sum", t->url);
     int64_t until = th_now_ms() + slack(10000);
     while (atomic_load(&t->streams_started) < i + 1 && th_now_ms() < until) th_sleep_ms(2);
     assert_int_equal(atomic_load(&t->streams_started), i + 1);
     th_sleep_ms(30); /* messages are flowing */
     assert_int_equal(atomic_load(&t->streams_ended), i);
-    kill_child(pid);
+    th_kill_child(pid);
     int64_t killed = th_now_ms();
     /* The handler sees the call cancelled (keepalive_timeout_ms after the
      * client went silent) and returns; its call is released. */

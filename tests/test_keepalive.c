@@ -19,27 +19,11 @@
 
 #include "helpers/harness.h"
 
-extern char **environ;
 
 /* Margin for timing bounds: valgrind slows everything down. */
 static int64_t slack(int64_t ms) { return th_slow() ? ms * 5 : ms; }
 
-static pid_t spawn_self(const char *mode, const char *url) {
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  assert_true(n > 0);
-  self[n] = 0;
-  char *argv[] = {self, (char *)mode, (char *)url, NULL};
-  pid_t pid;
-  assert_int_equal(posix_spawn(&pid, self, NULL, NULL, argv, environ), 0);
-  return pid;
-}
 
-static void kill_child(pid_t pid) {
-  kill(pid, SIGKILL);
-  int status;
-  waitpid(pid, &status, 0);
-}
 
 /* One quick call; its status code. */
 static int ping_call(nnrpc_channel *ch, int64_t timeout_ms) {
@@ -78,7 +62,7 @@ static const nnrpc_channel_opts fast_keepalive = {.keepalive_ms = 100, .keepaliv
 static void vanished_server(const char *scheme) {
   char url[128];
   th_url(scheme, url, sizeof url);
-  pid_t pid = spawn_self("--serve", url);
+  pid_t pid = th_spawn_self("--serve", url);
   nnrpc_channel *ch = th_channel(url, &fast_keepalive);
   wait_until_served(ch);
   slow_arg a = {ch, {0, NULL}, 0};
@@ -86,18 +70,18 @@ static void vanished_server(const char *scheme) {
   pthread_create(&th, NULL, slow_call, &a);
   th_sleep_ms(300); /* the call reaches the handler */
   int64_t killed = th_now_ms();
-  kill_child(pid);
+  th_kill_child(pid);
   pthread_join(th, NULL);
   assert_int_equal(a.st.code, NNRPC_UNAVAILABLE);
   /* keepalive_timeout_ms is 700: far sooner than the 30 s deadline. */
   assert_true(a.done_ms - killed < slack(2500));
 
   /* The server comes back on the same URL: the same channel works again. */
-  pid = spawn_self("--serve", url);
+  pid = th_spawn_self("--serve", url);
   wait_until_served(ch);
   assert_int_equal(ping_call(ch, slack(5000)), NNRPC_OK);
   nnrpc_channel_close(ch);
-  kill_child(pid);
+  th_kill_child(pid);
   if (strcmp(scheme, "ipc") == 0) unlink(url + 6);
 }
 static void test_vanished_server_fails_call_with_unavailable_then_restart_serves_channel_tcp(void **st) {
@@ -115,7 +99,7 @@ static void test_call_lost_by_restarted_server_fails_with_unavailable(void **st)
   (void)st;
   char url[128];
   th_url("tcp", url, sizeof url);
-  pid_t pid = spawn_self("--serve", url);
+  pid_t pid = th_spawn_self("--serve", url);
   nnrpc_channel_opts co = {.keepalive_ms = 100, .keepalive_timeout_ms = 20000};
   nnrpc_channel *ch = th_channel(url, &co);
   wait_until_served(ch);
@@ -123,16 +107,16 @@ static void test_call_lost_by_restarted_server_fails_with_unavailable(void **st)
   pthread_t th;
   pthread_create(&th, NULL, slow_call, &a);
   th_sleep_ms(300);
-  kill_child(pid);
+  th_kill_child(pid);
   int64_t killed = th_now_ms();
-  pid = spawn_self("--serve", url);
+  pid = th_spawn_self("--serve", url);
   pthread_join(th, NULL);
   assert_int_equal(a.st.code, NNRPC_UNAVAILABLE);
   assert_true(a.done_ms - killed < slack(5000)); /* not the 20 s keepalive timeout */
   /* At most once: the call was not re-sent to the new server. */
   assert_int_equal(ping_call(ch, slack(5000)), NNRPC_OK);
   nnrpc_channel_close(ch);
-  kill_child(pid);
+  th_kill_child(pid);
 }
 
 /* A client process dies in the middle of a call: the server cancels the
@@ -141,11 +125,11 @@ static void test_server_cancels_calls_of_a_vanished_client(void **st) {
   (void)st;
   nnrpc_server_opts so = {.keepalive_timeout_ms = 500};
   th_server *t = th_server_start("tcp", &so);
-  pid_t pid = spawn_self("--call", t->url);
+  pid_t pid = th_spawn_self("--call", t->url);
   for (int i = 0; i < 1000 && atomic_load(&t->running) < 1; i++) th_sleep_ms(10);
   assert_int_equal(atomic_load(&t->running), 1);
   int64_t killed = th_now_ms();
-  kill_child(pid);
+  th_kill_child(pid);
   while (atomic_load(&t->cancelled) < 1 && th_now_ms() - killed < slack(5000)) th_sleep_ms(10);
   assert_int_equal(atomic_load(&t->cancelled), 1);
   assert_true(th_now_ms() - killed < slack(2000));

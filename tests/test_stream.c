@@ -534,18 +534,11 @@ static void test_fifty_bidi_streams_with_interleaved_unary_calls_tcp(void **st) 
 
 /* ---------------------------------------------------------------- server killed */
 
-extern char **environ;
-
 static void test_server_killed_mid_stream_gives_unavailable_not_a_hang(void **st) {
   (void)st;
-  char url[128], self[4096];
+  char url[128];
   th_url("tcp", url, sizeof url);
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  assert_true(n > 0);
-  self[n] = 0;
-  char *argv[] = {self, "--serve", url, NULL};
-  pid_t pid;
-  assert_int_equal(posix_spawn(&pid, self, NULL, NULL, argv, environ), 0);
+  pid_t pid = th_spawn_self("--serve", url);
   nnrpc_channel_opts co = {.keepalive_ms = 100, .keepalive_timeout_ms = 700};
   nnrpc_channel *ch = th_channel(url, &co);
   nnrpc_call_opts o = opts_ms(30000);
@@ -557,10 +550,8 @@ static void test_server_killed_mid_stream_gives_unavailable_not_a_hang(void **st
   Num *m;
   assert_int_equal(nnrpc_stream_test__streamer__range__read(s, &m), 1); /* it is streaming */
   nnrpc_stream_test__num__free_unpacked(m, NULL);
-  kill(pid, SIGKILL);
   int64_t t0 = th_now_ms();
-  int status;
-  waitpid(pid, &status, 0);
+  th_kill_child(pid);
   reader_arg a = {s, 0, 0};
   slow_range_reader(&a);
   assert_true(a.ended_ms - t0 < (th_slow() ? 10000 : 3000));

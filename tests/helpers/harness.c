@@ -8,9 +8,31 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers/harness.h"
+
+extern char **environ;
+
+pid_t th_spawn_self(const char *mode, const char *url) {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  assert_true(n > 0);
+  self[n] = 0;
+  char *argv[] = {self, (char *)mode, (char *)url, NULL};
+  pid_t pid;
+  assert_int_equal(posix_spawn(&pid, self, NULL, NULL, argv, environ), 0);
+  return pid;
+}
+
+void th_kill_child(pid_t pid) {
+  kill(pid, SIGKILL);
+  int status;
+  waitpid(pid, &status, 0);
+}
 
 int64_t th_now_ms(void) {
   struct timespec ts;

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "stream_test.nnrpc.h"
 #include "test.nnrpc.h"
@@ -44,6 +45,12 @@ th_server *th_server_prepare(const char *scheme, const nnrpc_server_opts *opts);
 /* The same on a given URL, without cmocka asserts (usable outside a test,
  * e.g. in a child process). NULL on failure. */
 th_server *th_server_start_at(const char *url, const nnrpc_server_opts *opts);
+/* Starts this test binary again as `argv[0] mode url` (exec'd: nanomsg is
+ * not fork-safe): the child process that a test kills. Fails the test on error. */
+pid_t th_spawn_self(const char *mode, const char *url);
+/* SIGKILLs the child and reaps it. */
+void th_kill_child(pid_t pid);
+
 /* Shuts down (grace 0) and frees. */
 void th_server_stop(th_server *t);
 

@@ -91,9 +91,6 @@ typedef struct inmsg {
   uint32_t len;
 } inmsg;
 
-/* Flow-control cost of a stream message: its frame, so empty messages count. */
-#define MSG_COST(len) ((size_t)(len) + NNRPC_FRAME_HDR_LEN)
-#define INITIAL_WINDOW 65536u
 
 struct nnrpc_ctx {
   nnrpc__hnode node; /* k1 = pipe key, k2 = call id */
@@ -780,7 +777,7 @@ static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrp
   if (kind != NNRPC_UNARY) {
     x->streaming = true;
     x->half_closed = one_request || (f->flags & NNRPC_FF_END_STREAM);
-    x->send_credit = h->window ? h->window : INITIAL_WINDOW;
+    x->send_credit = h->window ? h->window : NNRPC_INITIAL_WINDOW;
     if (nnrpc__cond_init(&x->cv)) {
       x->streaming = false;
       code = NNRPC_RESOURCE_EXHAUSTED;
@@ -804,9 +801,9 @@ static void on_call_locked(nnrpc_server *s, conn *c, const nnrpc__frame *f, nnrp
   x->rx_payload = f->payload_len;
   s->active++;
   if (x->streaming) {
-    if (s->o.stream_window > INITIAL_WINDOW) { /* open our receive window fully */
+    if (s->o.stream_window > NNRPC_INITIAL_WINDOW) { /* open our receive window fully */
       uint8_t w[4];
-      nnrpc__put32(w, s->o.stream_window - INITIAL_WINDOW);
+      nnrpc__put32(w, s->o.stream_window - NNRPC_INITIAL_WINDOW);
       outframe *o = make_frame(NNRPC_F_WINDOW, 0, x->id, NULL, NULL, 0, w, 4);
       if (o) conn_enqueue(c, o);
     }
@@ -872,8 +869,8 @@ static void on_stream_frame_locked(nnrpc_server *s, conn *c, const nnrpc__frame 
       return;
     }
     /* The client may send while it has credit, so one message past the window. */
-    size_t window = s->o.stream_window > INITIAL_WINDOW ? s->o.stream_window : INITIAL_WINDOW;
-    if (x->in_bytes + x->uncredited + MSG_COST(f->payload_len) > window + MSG_COST(s->o.max_recv_msg)) {
+    size_t window = s->o.stream_window > NNRPC_INITIAL_WINDOW ? s->o.stream_window : NNRPC_INITIAL_WINDOW;
+    if (x->in_bytes + x->uncredited + NNRPC_MSG_COST(f->payload_len) > window + NNRPC_MSG_COST(s->o.max_recv_msg)) {
       force_locked(x, NNRPC_RESOURCE_EXHAUSTED, "client overran the stream's flow-control window", fire);
       return;
     }
@@ -889,7 +886,7 @@ static void on_stream_frame_locked(nnrpc_server *s, conn *c, const nnrpc__frame 
     else
       x->in_head = m;
     x->in_tail = m;
-    x->in_bytes += MSG_COST(f->payload_len);
+    x->in_bytes += NNRPC_MSG_COST(f->payload_len);
     x->rx_payload += f->payload_len;
   }
   if (f->type == NNRPC_F_HALF_CLOSE || (f->flags & NNRPC_FF_END_STREAM)) x->half_closed = true;
@@ -1312,8 +1309,8 @@ NNRPC_API int nnrpc_ctx_read(nnrpc_ctx *x, ProtobufCMessage **msg) {
   if (m) {
     x->in_head = m->next;
     if (!x->in_head) x->in_tail = NULL;
-    x->in_bytes -= MSG_COST(m->len);
-    x->uncredited += MSG_COST(m->len);
+    x->in_bytes -= NNRPC_MSG_COST(m->len);
+    x->uncredited += NNRPC_MSG_COST(m->len);
     /* Return credit in batches of half a window: one WINDOW frame per
      * message would double the frames of a small-message stream. */
     if (x->uncredited >= s->o.stream_window / 2 && !c->dead) {
@@ -1363,7 +1360,7 @@ NNRPC_API int nnrpc_ctx_write(nnrpc_ctx *x, const ProtobufCMessage *msg) {
   while (x->send_credit <= 0 && !atomic_load(&x->cancelled)) pthread_cond_wait(&x->cv, &s->mu);
   bool ok = !atomic_load(&x->cancelled) && !c->dead;
   if (ok) {
-    x->send_credit -= (int64_t)MSG_COST(size);
+    x->send_credit -= (int64_t)NNRPC_MSG_COST(size);
     x->tx_payload += size;
     conn_enqueue(c, f);
   }

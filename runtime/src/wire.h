@@ -36,6 +36,12 @@ enum nnrpc__frame_flags {
   NNRPC_FF_END_STREAM = 2,  /* CALL/MESSAGE: the sender half-closes after this */
 };
 
+/* Stream flow control (docs/protocol.md, "Flow control"): every sender starts
+ * with this much credit, and a message costs its frame, so empty messages
+ * count too. */
+#define NNRPC_INITIAL_WINDOW 65536u
+#define NNRPC_MSG_COST(len) ((size_t)(len) + NNRPC_FRAME_HDR_LEN)
+
 typedef struct nnrpc__frame {
   uint8_t type, flags;
   uint16_t meta_len;

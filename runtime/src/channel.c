@@ -29,9 +29,6 @@
 /* How long the ack of a message that left no call in flight may wait to
  * ride on the next message to the server (usually the caller's next CALL). */
 #define ACK_DELAY_US 200
-#define INITIAL_WINDOW 65536u
-/* Flow-control cost of a stream message: its frame, so empty messages count. */
-#define MSG_COST(len) ((size_t)(len) + NNRPC_FRAME_HDR_LEN)
 
 typedef struct nnrpc_call ccall;
 
@@ -453,13 +450,13 @@ static uint64_t on_stream_frame_locked(nnrpc_channel *ch, const nnrpc__frame *f,
   }
   const char *why = NULL;
   int code = NNRPC_RESOURCE_EXHAUSTED;
-  size_t window = c->window > INITIAL_WINDOW ? c->window : INITIAL_WINDOW;
+  size_t window = c->window > NNRPC_INITIAL_WINDOW ? c->window : NNRPC_INITIAL_WINDOW;
   if (c->m->kind != NNRPC_SERVER_STREAMING && c->m->kind != NNRPC_BIDI_STREAMING) {
     code = NNRPC_INTERNAL;
     why = "server sent stream messages on a call that takes none";
   } else if (f->payload_len > c->max_recv) {
     why = "stream message larger than max_recv_msg";
-  } else if (c->in_bytes + c->uncredited + MSG_COST(f->payload_len) > window + MSG_COST(c->max_recv)) {
+  } else if (c->in_bytes + c->uncredited + NNRPC_MSG_COST(f->payload_len) > window + NNRPC_MSG_COST(c->max_recv)) {
     why = "server overran the stream's flow-control window";
   } else {
     cmsg *m = malloc(sizeof *m);
@@ -471,7 +468,7 @@ static uint64_t on_stream_frame_locked(nnrpc_channel *ch, const nnrpc__frame *f,
       else
         c->in_head = m;
       c->in_tail = m;
-      c->in_bytes += MSG_COST(f->payload_len);
+      c->in_bytes += NNRPC_MSG_COST(f->payload_len);
       pthread_cond_broadcast(&c->cv);
       return 0;
     }
@@ -870,24 +867,32 @@ static bool headers_too_big(const nnrpc_channel *ch, const nnrpc_metadata *hd) {
   return n > ch->o.max_metadata_count || bytes > ch->o.max_metadata_bytes;
 }
 
-/* Checks a call's arguments; returns the request's packed size via *size. */
+/* What every call kind checks of its request (req may be NULL: a stream
+ * opened without one) and headers; the packed size goes to *size. */
+static nnrpc_status check_request(nnrpc_channel *ch, const nnrpc_method *m, const ProtobufCMessage *req,
+                                  const nnrpc_call_opts *opts, size_t *size) {
+  if (req && req->descriptor != m->input)
+    return nnrpc__status(NNRPC_INVALID_ARGUMENT, "request is a %s, %s takes a %s",
+                         req->descriptor->name, m->path, m->input->name);
+  if (headers_too_big(ch, opts ? opts->headers : NULL))
+    return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "headers exceed the metadata limits");
+  *size = req ? protobuf_c_message_get_packed_size(req) : 0;
+  if (*size > ch->o.max_send_msg)
+    return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "request of %zu bytes exceeds max_send_msg (%zu)",
+                         *size, ch->o.max_send_msg);
+  return nnrpc__status_n(NNRPC_OK, "", 0);
+}
+
+/* Checks a unary call's arguments; returns the request's packed size via *size. */
 static nnrpc_status check_call(nnrpc_channel *ch, const nnrpc_method *m, const ProtobufCMessage *req,
                                const nnrpc_call_opts *opts, size_t *size) {
   if (!ch || !m || !req)
     return nnrpc__status(NNRPC_INVALID_ARGUMENT, "NULL argument");
   if (req->descriptor != m->input)
-    return nnrpc__status(NNRPC_INVALID_ARGUMENT, "request is a %s, %s takes a %s",
-                         req->descriptor->name, m->path, m->input->name);
+    return check_request(ch, m, req, opts, size); /* the type message first, as always */
   if (m->kind != NNRPC_UNARY)
     return nnrpc__status(NNRPC_INVALID_ARGUMENT, "%s is a streaming method", m->path);
-  const nnrpc_metadata *hd = opts ? opts->headers : NULL;
-  if (headers_too_big(ch, hd))
-    return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "headers exceed the metadata limits");
-  *size = protobuf_c_message_get_packed_size(req);
-  if (*size > ch->o.max_send_msg)
-    return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "request of %zu bytes exceeds max_send_msg (%zu)",
-                         *size, ch->o.max_send_msg);
-  return nnrpc__status_n(NNRPC_OK, "", 0);
+  return check_request(ch, m, req, opts, size);
 }
 
 /* Registers c under a new id. mu held. */
@@ -1172,23 +1177,17 @@ NNRPC_API nnrpc_status nnrpc_stream_open(nnrpc_channel *ch, const nnrpc_method *
   if (one_request != (req != NULL))
     return nnrpc__status(NNRPC_INVALID_ARGUMENT, one_request ? "%s takes a request" : "%s takes no request at open",
                          m->path);
-  if (req && req->descriptor != m->input)
-    return nnrpc__status(NNRPC_INVALID_ARGUMENT, "request is a %s, %s takes a %s", req->descriptor->name, m->path,
-                         m->input->name);
+  size_t size;
+  nnrpc_status chk = check_request(ch, m, req, opts, &size);
+  if (chk.code) return chk;
   const nnrpc_metadata *hd = opts ? opts->headers : NULL;
-  if (headers_too_big(ch, hd))
-    return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "headers exceed the metadata limits");
-  size_t size = req ? protobuf_c_message_get_packed_size(req) : 0;
-  if (size > ch->o.max_send_msg)
-    return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "request of %zu bytes exceeds max_send_msg (%zu)", size,
-                         ch->o.max_send_msg);
   nnrpc_stream *st = calloc(1, sizeof *st);
   if (!st) return nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "out of memory");
   ccall *c = &st->c;
   c->stream = true;
   c->half_closed = one_request;
   c->window = ch->o.stream_window;
-  c->send_credit = INITIAL_WINDOW;
+  c->send_credit = NNRPC_INITIAL_WINDOW;
   c->deadline_us = deadline_of(ch, opts);
   if (nnrpc__cond_init(&c->cv)) {
     free(st);
@@ -1263,7 +1262,7 @@ NNRPC_API int nnrpc_stream_write(nnrpc_stream *st, const ProtobufCMessage *msg) 
   if (c->half_closed && !c->done)
     rc = NNRPC_FAILED_PRECONDITION;
   else if (!c->done)
-    c->send_credit -= (int64_t)MSG_COST(size);
+    c->send_credit -= (int64_t)NNRPC_MSG_COST(size);
   pthread_mutex_unlock(&ch->mu);
   if (c->done) { /* final: the receive thread no longer changes it */
     nn_freemsg(nm);
@@ -1323,8 +1322,8 @@ static cmsg *pop_locked(ccall *c, size_t *credit) {
   if (!m) return NULL;
   c->in_head = m->next;
   if (!c->in_head) c->in_tail = NULL;
-  c->in_bytes -= MSG_COST(m->len);
-  c->uncredited += MSG_COST(m->len);
+  c->in_bytes -= NNRPC_MSG_COST(m->len);
+  c->uncredited += NNRPC_MSG_COST(m->len);
   /* Half a window at a time: a WINDOW frame per message would double the
    * frames of a small-message stream. */
   if (!c->done && c->uncredited >= c->window / 2) {

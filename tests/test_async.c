@@ -514,6 +514,187 @@ static void test_finish_before_completion_is_refused(void **st) {
   tserver_stop(t);
 }
 
+/* ------------------------------------------------ a blocking caller receiving for the channel */
+/* A blocking call started alone on an idle channel receives its own reply
+ * (no hand-off from the receive thread). While it waits, everything else on
+ * the channel goes through it: these pin down that nothing is lost or late. */
+
+typedef struct blocker {
+  nnrpc_channel *ch;
+  uint32_t delay_ms;
+  bool never;
+  int64_t timeout_ms;
+  int code;
+  uint64_t tag;
+  int64_t took_ms;
+  pthread_t thr;
+} blocker;
+
+static void *blocker_main(void *arg) {
+  blocker *b = arg;
+  NnrpcAsyncTest__DelayRequest req = NNRPC_ASYNC_TEST__DELAY_REQUEST__INIT;
+  req.delay_ms = b->delay_ms;
+  req.never = b->never;
+  req.tag = 99;
+  NnrpcAsyncTest__DelayReply *r = NULL;
+  nnrpc_call_opts o = {.timeout_ms = b->timeout_ms};
+  int64_t t0 = now_ms();
+  nnrpc_status st = nnrpc_async_test__timer__delay__call(b->ch, &req, &r, &o);
+  b->took_ms = now_ms() - t0;
+  b->code = st.code;
+  if (r) {
+    b->tag = r->tag;
+    nnrpc_async_test__delay_reply__free_unpacked(r, NULL);
+  }
+  return NULL;
+}
+
+/* Starts a lone blocking call and waits until the server holds it. */
+static void blocker_start(blocker *b, tserver *t) {
+  pthread_create(&b->thr, NULL, blocker_main, b);
+  for (int i = 0; i < 5000; i++) {
+    pthread_mutex_lock(&t->mu);
+    int n = t->pending;
+    pthread_mutex_unlock(&t->mu);
+    if (n == 1) return;
+    sleep_ms(1);
+  }
+  fail_msg("the blocking call never reached the server");
+}
+
+static void test_async_calls_complete_while_a_blocking_caller_receives(void **st) {
+  (void)st;
+  tserver *t = tserver_start("tcp", 2);
+  nnrpc_channel *ch = open_channel(t->url);
+  blocker b = {.ch = ch, .delay_ms = 1500, .timeout_ms = 10000};
+  blocker_start(&b, t);
+  nnrpc_cq *cq;
+  assert_int_equal(nnrpc_cq_open(&cq), NNRPC_OK);
+  nnrpc_completion how = {.cq = cq};
+  int64_t t0 = now_ms();
+  for (uint64_t i = 0; i < 100; i++) assert_int_equal(start(ch, 0, i, false, 10000, &how, NULL), NNRPC_OK);
+  for (int i = 0; i < 100; i++) {
+    nnrpc_call *c = next_or_fail(cq, 5000);
+    NnrpcAsyncTest__DelayReply *r = NULL;
+    assert_int_equal(nnrpc_async_test__timer__delay__finish(c, &r, NULL).code, NNRPC_OK);
+    nnrpc_async_test__delay_reply__free_unpacked(r, NULL);
+  }
+  assert_true(now_ms() - t0 < 1000); /* not held back until the blocking call ends */
+  pthread_join(b.thr, NULL);
+  assert_int_equal(b.code, NNRPC_OK);
+  assert_int_equal(b.tag, 99);
+  nnrpc_cq_close(cq);
+  nnrpc_channel_close(ch);
+  tserver_stop(t);
+}
+
+typedef struct quick_caller {
+  nnrpc_channel *ch;
+  int ok;
+  int64_t took_ms;
+} quick_caller;
+
+static void *quick_main(void *arg) {
+  quick_caller *q = arg;
+  int64_t t0 = now_ms();
+  for (uint64_t i = 0; i < 200; i++) {
+    NnrpcAsyncTest__DelayRequest req = NNRPC_ASYNC_TEST__DELAY_REQUEST__INIT;
+    req.tag = i;
+    NnrpcAsyncTest__DelayReply *r = NULL;
+    nnrpc_call_opts o = {.timeout_ms = 5000};
+    if (nnrpc_async_test__timer__delay__call(q->ch, &req, &r, &o).code == NNRPC_OK && r->tag == i) q->ok++;
+    if (r) nnrpc_async_test__delay_reply__free_unpacked(r, NULL);
+  }
+  q->took_ms = now_ms() - t0;
+  return NULL;
+}
+
+static void test_blocking_calls_of_other_threads_complete_while_one_caller_receives(void **st) {
+  (void)st;
+  tserver *t = tserver_start("tcp", 2);
+  nnrpc_channel *ch = open_channel(t->url);
+  blocker b = {.ch = ch, .delay_ms = 2000, .timeout_ms = 10000};
+  blocker_start(&b, t);
+  quick_caller q[3] = {{ch, 0, 0}, {ch, 0, 0}, {ch, 0, 0}};
+  pthread_t thr[3];
+  for (int i = 0; i < 3; i++) pthread_create(&thr[i], NULL, quick_main, &q[i]);
+  for (int i = 0; i < 3; i++) pthread_join(thr[i], NULL);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(q[i].ok, 200);
+    assert_true(q[i].took_ms < 1900); /* done before the receiving caller's reply came */
+  }
+  pthread_join(b.thr, NULL);
+  assert_int_equal(b.code, NNRPC_OK);
+  /* and once it has gone, the receive thread serves the next calls */
+  quick_caller after = {ch, 0, 0};
+  quick_main(&after);
+  assert_int_equal(after.ok, 200);
+  nnrpc_channel_close(ch);
+  tserver_stop(t);
+}
+
+static void test_calls_in_flight_when_the_receiving_caller_leaves_still_complete(void **st) {
+  (void)st;
+  tserver *t = tserver_start("tcp", 2);
+  nnrpc_channel *ch = open_channel(t->url);
+  blocker b = {.ch = ch, .delay_ms = 300, .timeout_ms = 10000};
+  blocker_start(&b, t);
+  nnrpc_cq *cq;
+  assert_int_equal(nnrpc_cq_open(&cq), NNRPC_OK);
+  nnrpc_completion how = {.cq = cq};
+  for (int i = 0; i < 50; i++) assert_int_equal(start(ch, 800, 7, false, 10000, &how, NULL), NNRPC_OK);
+  pthread_join(b.thr, NULL); /* it leaves with the 50 still in flight */
+  assert_int_equal(b.code, NNRPC_OK);
+  for (int i = 0; i < 50; i++) finish_expect(next_or_fail(cq, 5000), NNRPC_OK, 7);
+  nnrpc_cq_close(cq);
+  nnrpc_channel_close(ch);
+  tserver_stop(t);
+}
+
+static void test_channel_close_wakes_a_receiving_blocking_caller(void **st) {
+  (void)st;
+  tserver *t = tserver_start("inproc", 2);
+  nnrpc_channel *ch = open_channel(t->url);
+  blocker b = {.ch = ch, .never = true, .timeout_ms = 20000};
+  blocker_start(&b, t);
+  nnrpc_channel_close(ch); /* returns once the blocked caller has left */
+  pthread_join(b.thr, NULL);
+  assert_int_equal(b.code, NNRPC_CANCELLED);
+  assert_true(b.took_ms < 5000);
+  tserver_stop(t);
+}
+
+static void test_receiving_blocking_caller_meets_its_deadline_and_cancels_on_the_server(void **st) {
+  (void)st;
+  tserver *t = tserver_start("tcp", 2);
+  nnrpc_channel *ch = open_channel(t->url);
+  blocker b = {.ch = ch, .never = true, .timeout_ms = 300};
+  blocker_main(&b);
+  assert_int_equal(b.code, NNRPC_DEADLINE_EXCEEDED);
+  assert_true(b.took_ms >= 290 && b.took_ms < 1500);
+  for (int i = 0; i < 5000; i++) { /* the server hears of it */
+    pthread_mutex_lock(&t->mu);
+    int n = t->cancel_notices;
+    pthread_mutex_unlock(&t->mu);
+    if (n == 1) break;
+    sleep_ms(1);
+  }
+  assert_int_equal(t->cancel_notices, 1);
+  /* a late reply to a call given up on does not disturb the next ones */
+  blocker late = {.ch = ch, .delay_ms = 200, .timeout_ms = 100};
+  blocker_main(&late);
+  assert_int_equal(late.code, NNRPC_DEADLINE_EXCEEDED);
+  sleep_ms(300); /* the server's answer arrives at an idle channel */
+  for (int i = 0; i < 50; i++) {
+    blocker ok = {.ch = ch, .timeout_ms = 5000};
+    blocker_main(&ok);
+    assert_int_equal(ok.code, NNRPC_OK);
+    assert_int_equal(ok.tag, 99);
+  }
+  nnrpc_channel_close(ch);
+  tserver_stop(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_callback_runs_once_per_call_inproc),
@@ -530,6 +711,11 @@ int main(void) {
       cmocka_unit_test(test_channel_close_with_async_calls_pending_completes_each_once),
       cmocka_unit_test(test_start_rejects_bad_arguments),
       cmocka_unit_test(test_finish_before_completion_is_refused),
+      cmocka_unit_test(test_async_calls_complete_while_a_blocking_caller_receives),
+      cmocka_unit_test(test_blocking_calls_of_other_threads_complete_while_one_caller_receives),
+      cmocka_unit_test(test_calls_in_flight_when_the_receiving_caller_leaves_still_complete),
+      cmocka_unit_test(test_channel_close_wakes_a_receiving_blocking_caller),
+      cmocka_unit_test(test_receiving_blocking_caller_meets_its_deadline_and_cancels_on_the_server),
   };
   return cmocka_run_group_tests_name("async", tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* The client channel: one raw REQ socket and one receive thread that acks
  * every server message, routes frames to calls by call id, expires deadlines of
  * async calls, flushes the send queue, delivers async completions and runs the
- * keepalive. Blocking and async calls are the same object (struct nnrpc_call)
+ * keepalive. A blocking caller alone on the channel receives its own reply
+ * instead (rxmode, lead()): one thread receives at a time. Blocking and async calls are the same object (struct nnrpc_call)
  * on the same path; they differ only in how completion is reported (a
  * condition variable, a callback, or a completion queue).
  *
@@ -29,6 +30,25 @@
 /* How long the ack of a message that left no call in flight may wait to
  * ride on the next message to the server (usually the caller's next CALL). */
 #define ACK_DELAY_US 200
+/* The same when a caller received the message: nobody tells the receive
+ * thread (waking it would cost as much as the hand-off the caller saved), it
+ * finds the ack on its next periodic turn (keepalive_ms, 100 ms at most) and
+ * sends it if it is still owed this much later. The server's shutdown does
+ * not wait for such acks (docs/protocol.md, "Acknowledgements"). */
+#define IDLE_ACK_DELAY_US 20000
+/* A channel that started no call for this long has its receive thread read
+ * again, so that what a server sends after the last call (a reply to a
+ * call given up on) is acked and dropped rather than left until the next call. */
+#define IDLE_WATCH_US 50000
+
+/* Who receives from the socket (nnrpc_channel.rxmode, written under mu):
+ * never two threads at once, so a message is never taken by a thread that
+ * has to hand it to another. */
+enum {
+  RX_PARKED, /* no call in flight: nobody receives */
+  RX_THREAD, /* the receive thread */
+  RX_CALLER, /* a blocking caller alone on the channel receives its own reply */
+};
 
 typedef struct nnrpc_call ccall;
 
@@ -69,6 +89,7 @@ struct nnrpc_call {
   unsigned max_depth;
   /* blocking calls */
   pthread_cond_t cv;
+  bool leading; /* this call's thread receives for the channel (RX_CALLER) */
   /* async calls */
   nnrpc_done_fn done_fn;
   nnrpc_cq *cq;
@@ -105,6 +126,10 @@ struct nnrpc_cq {
 struct nnrpc_channel {
   nnrpc_channel_opts o;
   int sock, rcvfd, sndfd, wakefd;
+  int leadfd;      /* eventfd: wakes the receiving caller (its call completed elsewhere) */
+  atomic_int rxmode;
+  atomic_size_t ncalls; /* calls.n, for the receive thread's unlocked look */
+  atomic_uint_fast64_t started; /* calls registered so far */
   pthread_mutex_t mu;
   pthread_cond_t users_cv;
   nnrpc__hmap calls;
@@ -128,12 +153,19 @@ struct nnrpc_channel {
   ic_block *ics;            /* opts.interceptors, or NULL */
   /* receiver-thread state */
   atomic_uint ack_owed;  /* seq of a server message not yet acknowledged; 0: none */
-  int64_t ack_due_us;    /* receiver thread: when a deferred ack must go out alone */
+  atomic_bool ack_urgent; /* a receiving caller could not send an urgent ack: send it now */
+  uint32_t ack_seq;      /* receiver thread: the owed ack ack_due_us was set for */
+  int64_t ack_due_us;    /* receiver thread: when that ack must go out alone */
   bool send_blocked;     /* receiver thread: nanomsg refused a send; poll for writability */
   uint64_t ping_count;
   int64_t last_ping_us, last_rx_us;
-  bool ping_outstanding;
+  atomic_bool ping_outstanding;
 };
+
+/* The call whose thread is receiving for its channel, and whether it has
+ * completed its own call meanwhile (complete_locked, same thread). */
+static _Thread_local ccall *tl_leading;
+static _Thread_local bool tl_lead_done;
 
 static void set_defaults(nnrpc_channel_opts *o) {
   if (!o->default_timeout_ms) o->default_timeout_ms = 30000;
@@ -364,6 +396,7 @@ static void sq_remove(nnrpc_channel *ch, ccall *c) {
 static void complete_locked(nnrpc_channel *ch, ccall *c, int code, const char *why) {
   if (c->done) return;
   nnrpc__hmap_del(&ch->calls, c->node.k1, 0);
+  atomic_store_explicit(&ch->ncalls, ch->calls.n, memory_order_relaxed);
   if (c->sent) ch->nsent--;
   c->done = true;
   c->code = code;
@@ -371,10 +404,17 @@ static void complete_locked(nnrpc_channel *ch, ccall *c, int code, const char *w
   heap_del(ch, c);
   atomic_store(&c->ch, NULL);
   if (!c->async) {
-    if (c->stream)
+    if (c->stream) {
       pthread_cond_broadcast(&c->cv); /* a reader and a writer may both wait */
-    else
+    } else if (c == tl_leading) {
+      tl_lead_done = true; /* the receiving caller completed its own call */
+    } else if (c->leading) {
+      uint64_t one = 1; /* it waits in poll(), not on its condition variable */
+      ssize_t w = write(ch->leadfd, &one, sizeof one);
+      (void)w;
+    } else {
       pthread_cond_signal(&c->cv);
+    }
     return;
   }
   if (c->queued_msg) { /* never reached nanomsg: nothing on the wire */
@@ -506,7 +546,7 @@ static bool on_message(nnrpc_channel *ch, void *body, size_t len) {
       c->f = f;
       complete_locked(ch, c, -1, NULL);
     } else if (f.type == NNRPC_F_PONG) {
-      ch->ping_outstanding = false;
+      atomic_store(&ch->ping_outstanding, false);
       for (size_t i = 0; i + 8 <= f.payload_len; i += 8) {
         ccall *c = (ccall *)nnrpc__hmap_get(&ch->calls, nnrpc__get64(f.payload + i), 0);
         if (c)
@@ -530,13 +570,37 @@ static bool on_message(nnrpc_channel *ch, void *body, size_t len) {
 
 /* Sends the owed ack on its own (receiver thread). */
 static void send_ack(nnrpc_channel *ch) {
-  ch->ack_due_us = 0;
-  if (!atomic_load(&ch->ack_owed)) return;
+  uint32_t a = atomic_load(&ch->ack_owed);
+  if (!a) return;
   void *msg;
   if (!new_msg(0, 0, &msg)) return;
   if (send_with_ack(ch, &msg)) {
-    nn_freemsg(msg); /* pipe busy: retried when it is writable */
+    nn_freemsg(msg); /* pipe busy: retried as soon as it is writable */
     ch->send_blocked = true;
+    ch->ack_seq = a;
+    ch->ack_due_us = 0;
+  }
+}
+
+/* Sends an owed ack alone once it has waited its delay without a message
+ * to the server taking it along (receiver thread). */
+static void ack_tick(nnrpc_channel *ch) {
+  if (atomic_exchange(&ch->ack_urgent, false)) {
+    send_ack(ch);
+    return;
+  }
+  uint32_t owed = atomic_load(&ch->ack_owed);
+  if (!owed) {
+    ch->ack_seq = 0;
+    ch->ack_due_us = 0;
+    return;
+  }
+  int64_t now = nnrpc__now_us();
+  if (owed != ch->ack_seq) { /* a new one: its delay starts */
+    ch->ack_seq = owed;
+    ch->ack_due_us = now + (atomic_load(&ch->rxmode) == RX_THREAD ? ACK_DELAY_US : IDLE_ACK_DELAY_US);
+  } else if (now >= ch->ack_due_us) {
+    send_ack(ch);
   }
 }
 
@@ -589,18 +653,18 @@ static int expire(nnrpc_channel *ch, int cap_ms) {
 static void keepalive(nnrpc_channel *ch) {
   int64_t now = nnrpc__now_us();
   /* Nothing due (these fields belong to this thread): skip the lock. */
-  if (!ch->ping_outstanding && now - ch->last_ping_us < ch->o.keepalive_ms * 1000) return;
+  if (!atomic_load(&ch->ping_outstanding) && now - ch->last_ping_us < ch->o.keepalive_ms * 1000) return;
   pthread_mutex_lock(&ch->mu);
   if (ch->nsent == 0) {
-    ch->ping_outstanding = false;
+    atomic_store(&ch->ping_outstanding, false);
     pthread_mutex_unlock(&ch->mu);
     return;
   }
-  if (ch->ping_outstanding && ch->last_rx_us < ch->last_ping_us &&
+  if (atomic_load(&ch->ping_outstanding) && ch->last_rx_us < ch->last_ping_us &&
       now - ch->last_ping_us > ch->o.keepalive_timeout_ms * 1000) {
     fail_all_locked(ch, NNRPC_UNAVAILABLE, "no reply from the server within keepalive_timeout_ms",
                     true);
-    ch->ping_outstanding = false;
+    atomic_store(&ch->ping_outstanding, false);
     pthread_mutex_unlock(&ch->mu);
     return;
   }
@@ -617,8 +681,8 @@ static void keepalive(nnrpc_channel *ch) {
       if (c->sent && c->ping_epoch < ch->ping_count) nnrpc__put64(ids + 8 * n++, c->node.k1);
     }
   ch->ping_count++;
-  if (!ch->ping_outstanding) ch->last_ping_us = now;
-  ch->ping_outstanding = true;
+  if (!atomic_load(&ch->ping_outstanding)) ch->last_ping_us = now;
+  atomic_store(&ch->ping_outstanding, true);
   pthread_mutex_unlock(&ch->mu);
   send_small(ch, NNRPC_F_PING, 0, ids, n * 8);
   free(ids);
@@ -628,10 +692,39 @@ static void *rx_main(void *arg) {
   nnrpc_channel *ch = arg;
   int cap = (int)(ch->o.keepalive_ms < 100 ? ch->o.keepalive_ms : 100);
   int timeout = cap;
+  uint64_t seen_started = 0;
+  int64_t idle_since = nnrpc__now_us();
+  bool idle_watch = false; /* receiving because the channel is idle */
   while (!atomic_load(&ch->stop)) {
+    /* With no call left, stop receiving: a caller starting alone may then
+     * receive its own reply (RX_CALLER). Idle for IDLE_WATCH_US: receive
+     * again, until a call starts. */
+    int mode = atomic_load(&ch->rxmode);
+    uint64_t started = atomic_load_explicit(&ch->started, memory_order_relaxed);
+    int64_t now = nnrpc__now_us();
+    if (started != seen_started) {
+      seen_started = started;
+      idle_since = now;
+      idle_watch = false;
+    }
+    if (mode == RX_THREAD && !idle_watch && atomic_load_explicit(&ch->ncalls, memory_order_relaxed) == 0) {
+      pthread_mutex_lock(&ch->mu);
+      if (ch->calls.n == 0) atomic_store(&ch->rxmode, mode = RX_PARKED);
+      pthread_mutex_unlock(&ch->mu);
+    } else if (mode == RX_PARKED && now - idle_since >= IDLE_WATCH_US) {
+      pthread_mutex_lock(&ch->mu);
+      if (ch->calls.n == 0 && atomic_load(&ch->rxmode) == RX_PARKED) {
+        atomic_store(&ch->rxmode, mode = RX_THREAD);
+        idle_watch = true;
+      }
+      pthread_mutex_unlock(&ch->mu);
+    }
+    /* Only RX_THREAD -> RX_PARKED is ours, so `mode` holds until the next
+     * turn, but for RX_PARKED becoming RX_THREAD, which writes wakefd. */
+    bool watch = mode == RX_THREAD;
     /* sndfd only after a refused send: it is readable whenever sending is possible */
     bool want_send = ch->send_blocked || ch->sq_head; /* racy read: only picks the poll set */
-    struct pollfd p[3] = {{ch->rcvfd, POLLIN, 0}, {ch->wakefd, POLLIN, 0}, {ch->sndfd, POLLIN, 0}};
+    struct pollfd p[3] = {{watch ? ch->rcvfd : -1, POLLIN, 0}, {ch->wakefd, POLLIN, 0}, {ch->sndfd, POLLIN, 0}};
     int64_t wait_us = (int64_t)timeout * 1000;
     if (ch->ack_due_us) {
       int64_t left = ch->ack_due_us - nnrpc__now_us();
@@ -645,18 +738,13 @@ static void *rx_main(void *arg) {
       ssize_t r = read(ch->wakefd, &v, sizeof v);
       (void)r;
     }
-    for (int i = 0; i < 64; i++) { /* drain what is there, acking each message */
+    for (int i = 0; watch && i < 64; i++) { /* drain what is there, acking each message */
       void *body = NULL;
       int n = nn_recv(ch->sock, &body, NN_MSG, NN_DONTWAIT);
       if (n < 0) break;
-      if (on_message(ch, body, (size_t)n))
-        send_ack(ch);
-      else if (!ch->ack_due_us)
-        ch->ack_due_us = nnrpc__now_us() + ACK_DELAY_US;
+      if (on_message(ch, body, (size_t)n)) send_ack(ch);
     }
-    /* An urgent ack nanomsg refused, or a deferred one now due, goes alone. */
-    if (atomic_load(&ch->ack_owed) && (!ch->ack_due_us || nnrpc__now_us() >= ch->ack_due_us)) send_ack(ch);
-    if (!atomic_load(&ch->ack_owed)) ch->ack_due_us = 0; /* a call took it along */
+    ack_tick(ch); /* an urgent ack nanomsg refused, or a deferred one now due */
     flush_sendq(ch);
     timeout = expire(ch, cap);
     keepalive(ch);
@@ -665,6 +753,74 @@ static void *rx_main(void *arg) {
   deliver(ch); /* completions of the close */
   send_ack(ch); /* a deferred ack: the server's shutdown waits for it */
   return NULL;
+}
+
+/* ---------------------------------------------------------------- a caller receiving */
+
+/* Call c's thread receives for the channel until c completes or its
+ * deadline passes (RX_CALLER). Its reply then reaches it without the
+ * receive thread's hand-off; messages for other calls are routed as the
+ * receive thread would, which takes over when c is done if calls remain. */
+static void lead(nnrpc_channel *ch, ccall *c, int64_t deadline) {
+  tl_leading = c;
+  tl_lead_done = false;
+  bool expired = false;
+  while (!tl_lead_done) {
+    int ms = -1;
+    if (deadline != NNRPC_NO_DEADLINE) {
+      int64_t left = deadline - nnrpc__now_us();
+      if (left <= 0) {
+        expired = true;
+        break;
+      }
+      ms = left > INT32_MAX / 2 * (int64_t)1000 ? INT32_MAX / 2 : (int)((left + 999) / 1000);
+    }
+    struct pollfd p[2] = {{ch->rcvfd, POLLIN, 0}, {ch->leadfd, POLLIN, 0}};
+    poll(p, 2, ms);
+    if (p[1].revents) { /* completed by another thread: keepalive, channel close */
+      uint64_t v;
+      ssize_t r = read(ch->leadfd, &v, sizeof v);
+      (void)r;
+      pthread_mutex_lock(&ch->mu);
+      bool done = c->done;
+      pthread_mutex_unlock(&ch->mu);
+      if (done) break;
+    }
+    for (int i = 0; i < 64 && !tl_lead_done; i++) {
+      void *body = NULL;
+      int n = nn_recv(ch->sock, &body, NN_MSG, NN_DONTWAIT);
+      if (n < 0) break;
+      if (on_message(ch, body, (size_t)n)) { /* other calls in flight: ack now */
+        void *msg;
+        if (!new_msg(0, 0, &msg) || send_with_ack(ch, &msg)) {
+          if (msg) nn_freemsg(msg);
+          atomic_store(&ch->ack_urgent, true); /* nanomsg refused it: the receive thread retries */
+          wake(ch);
+        }
+      } /* else no call left: the next message to the server carries the ack */
+      if (atomic_load(&ch->has_done)) wake(ch); /* async completions to deliver */
+    }
+  }
+  pthread_mutex_lock(&ch->mu);
+  bool cancel = expired && !c->done && c->sent;
+  if (expired) complete_locked(ch, c, NNRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+  c->leading = false;
+  tl_leading = NULL;
+  bool kick = ch->calls.n > 0;
+  atomic_store(&ch->rxmode, kick ? RX_THREAD : RX_PARKED);
+  pthread_mutex_unlock(&ch->mu);
+  if (kick) wake(ch);
+  if (cancel) send_small(ch, NNRPC_F_CANCEL, c->node.k1, NULL, 0); /* tell the server to stop */
+}
+
+/* A call that is not a caller receiving its own reply needs the receive
+ * thread to receive. mu held; *kick: write wakefd after unlocking. */
+static void need_receiver_locked(nnrpc_channel *ch, bool *kick) {
+  atomic_store_explicit(&ch->ncalls, ch->calls.n, memory_order_relaxed);
+  if (atomic_load(&ch->rxmode) == RX_PARKED) {
+    atomic_store(&ch->rxmode, RX_THREAD);
+    *kick = true;
+  }
 }
 
 /* ---------------------------------------------------------------- open / close */
@@ -724,7 +880,7 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
     }
   }
   ch->inproc = strncmp(url, "inproc://", 9) == 0;
-  ch->wakefd = -1;
+  ch->wakefd = ch->leadfd = -1;
   ch->sock = nn_socket(AF_SP_RAW, NN_REQ);
   if (ch->sock < 0) {
     nnrpc_metadata_free(ch->call_md);
@@ -753,6 +909,7 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
   sz = sizeof(int);
   nn_getsockopt(ch->sock, NN_SOL_SOCKET, NN_SNDFD, &ch->sndfd, &sz);
   ch->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  ch->leadfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   pthread_mutex_init(&ch->mu, NULL);
   nnrpc__cond_init(&ch->users_cv);
   ch->next_id = 1;
@@ -760,8 +917,15 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
   atomic_init(&ch->has_done, false);
   atomic_init(&ch->has_sq, false);
   atomic_init(&ch->heap_n, 0);
-  if (ch->wakefd < 0 || nnrpc__hmap_init(&ch->calls) || pthread_create(&ch->thr, NULL, rx_main, ch)) {
+  atomic_init(&ch->rxmode, RX_PARKED);
+  atomic_init(&ch->ncalls, 0);
+  atomic_init(&ch->started, 0);
+  atomic_init(&ch->ack_urgent, false);
+  atomic_init(&ch->ping_outstanding, false);
+  if (ch->wakefd < 0 || ch->leadfd < 0 || nnrpc__hmap_init(&ch->calls) ||
+      pthread_create(&ch->thr, NULL, rx_main, ch)) {
     if (ch->wakefd >= 0) close(ch->wakefd);
+    if (ch->leadfd >= 0) close(ch->leadfd);
     nnrpc__hmap_free(&ch->calls);
     nn_close(ch->sock);
     pthread_mutex_destroy(&ch->mu);
@@ -789,6 +953,7 @@ NNRPC_API void nnrpc_channel_close(nnrpc_channel *ch) {
   nn_close(ch->sock);
   if (ch->inproc) pthread_mutex_unlock(&nnrpc__inproc_mu);
   close(ch->wakefd);
+  close(ch->leadfd);
   nnrpc__hmap_free(&ch->calls);
   free(ch->heap);
   nnrpc_metadata_free(ch->call_md);
@@ -913,6 +1078,8 @@ static nnrpc_status register_locked(nnrpc_channel *ch, ccall *c, const nnrpc_met
   c->max_depth = ch->o.max_decode_depth;
   c->node.k1 = ch->next_id++;
   nnrpc__hmap_put(&ch->calls, &c->node);
+  atomic_store_explicit(&ch->ncalls, ch->calls.n, memory_order_relaxed);
+  atomic_fetch_add_explicit(&ch->started, 1, memory_order_relaxed);
   return nnrpc__status_n(NNRPC_OK, "", 0);
 }
 
@@ -957,7 +1124,15 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
     if (rc) nn_freemsg(msg);
     pthread_mutex_lock(&ch->mu);
     if (!c.done) c.ping_epoch = ch->ping_count;
+    /* Nobody receiving (no other call in flight, or only blocking calls
+     * not yet sent, which left the mode alone): receive our own reply. */
+    bool lead_now = rc == NNRPC_OK && !c.done && atomic_load(&ch->rxmode) == RX_PARKED;
+    if (lead_now) {
+      atomic_store(&ch->rxmode, RX_CALLER);
+      c.leading = true;
+    }
     pthread_mutex_unlock(&ch->mu);
+    if (lead_now) lead(ch, &c, deadline);
   }
 
   pthread_mutex_lock(&ch->mu);
@@ -1014,6 +1189,7 @@ NNRPC_API int nnrpc_unary_start(nnrpc_channel *ch, const nnrpc_method *m, const 
   pthread_mutex_lock(&ch->mu);
   st = register_locked(ch, c, m);
   if (st.code == NNRPC_OK) nnrpc__hmap_del(&ch->calls, c->node.k1, 0);
+  atomic_store_explicit(&ch->ncalls, ch->calls.n, memory_order_relaxed);
   pthread_mutex_unlock(&ch->mu);
   void *msg = NULL;
   int rc = st.code ? st.code
@@ -1035,6 +1211,7 @@ NNRPC_API int nnrpc_unary_start(nnrpc_channel *ch, const nnrpc_method *m, const 
   nnrpc__hmap_put(&ch->calls, &c->node);
   if (out) *out = c;
   bool kick = c->heap_i == 0; /* a new earliest deadline */
+  need_receiver_locked(ch, &kick);
   if (!ch->sq_head && send_with_ack(ch, &msg) == 0) {
     mark_sent_locked(ch, c);
   } else { /* connection busy or not up yet: the receive thread sends it */
@@ -1197,6 +1374,7 @@ NNRPC_API nnrpc_status nnrpc_stream_open(nnrpc_channel *ch, const nnrpc_method *
   nnrpc_status rs = register_locked(ch, c, m);
   if (rs.code == NNRPC_OK && c->deadline_us != NNRPC_NO_DEADLINE && heap_add(ch, c)) {
     nnrpc__hmap_del(&ch->calls, c->node.k1, 0);
+    atomic_store_explicit(&ch->ncalls, ch->calls.n, memory_order_relaxed);
     rs = nnrpc__status(NNRPC_RESOURCE_EXHAUSTED, "out of memory");
   }
   if (rs.code) {
@@ -1207,6 +1385,7 @@ NNRPC_API nnrpc_status nnrpc_stream_open(nnrpc_channel *ch, const nnrpc_method *
   }
   ch->users++;
   bool kick = c->heap_i == 0; /* a new earliest deadline for the receive thread */
+  need_receiver_locked(ch, &kick);
   pthread_mutex_unlock(&ch->mu);
   if (kick) wake(ch);
 

@@ -87,8 +87,13 @@ struct nnrpc_call {
   /* limits copied at start, so finish never touches the channel */
   size_t max_recv, max_send, max_decode, max_md_bytes, max_md_count;
   unsigned max_depth;
-  /* blocking calls */
+  /* blocking calls: a unary caller waits on cv with wmu, not the channel's mu,
+   * so that waking it does not make it fight the receive thread for mu
+   * (streams wait on cv with mu) */
   pthread_cond_t cv;
+  pthread_mutex_t wmu;
+  bool fin;     /* unary: completed (under wmu) */
+  bool wake_fd; /* on a deferred wake list: wake through leadfd as well */
   bool leading; /* this call's thread receives for the channel (RX_CALLER) */
   /* async calls */
   nnrpc_done_fn done_fn;
@@ -133,10 +138,10 @@ struct nnrpc_channel {
   pthread_mutex_t mu;
   pthread_cond_t users_cv;
   nnrpc__hmap calls;
-  uint64_t next_id;
+  atomic_uint_fast64_t next_id;
   unsigned nsent;  /* calls sent and not done */
-  unsigned users;  /* threads inside a blocking call */
-  bool closing;
+  atomic_uint users;  /* threads inside a blocking call */
+  atomic_bool closing;
   pthread_t thr;
   atomic_bool stop;
   ccall **heap;    /* async calls by deadline (min-heap) */
@@ -166,6 +171,10 @@ struct nnrpc_channel {
  * completed its own call meanwhile (complete_locked, same thread). */
 static _Thread_local ccall *tl_leading;
 static _Thread_local bool tl_lead_done;
+/* Set while routing a message: blocking callers completed meanwhile are
+ * woken after the channel mutex is released (wake_callers), so that neither
+ * the wake-up system calls nor the woken threads hold up the others on mu. */
+static _Thread_local ccall **tl_wake;
 
 static void set_defaults(nnrpc_channel_opts *o) {
   if (!o->default_timeout_ms) o->default_timeout_ms = 30000;
@@ -406,14 +415,24 @@ static void complete_locked(nnrpc_channel *ch, ccall *c, int code, const char *w
   if (!c->async) {
     if (c->stream) {
       pthread_cond_broadcast(&c->cv); /* a reader and a writer may both wait */
-    } else if (c == tl_leading) {
-      tl_lead_done = true; /* the receiving caller completed its own call */
-    } else if (c->leading) {
-      uint64_t one = 1; /* it waits in poll(), not on its condition variable */
-      ssize_t w = write(ch->leadfd, &one, sizeof one);
-      (void)w;
+    } else if (c == tl_leading) { /* the receiving caller completed its own call */
+      tl_lead_done = true;
+      c->fin = true;
+    } else if (tl_wake) {
+      c->wake_fd = c->leading;
+      c->next_done = *tl_wake;
+      *tl_wake = c;
     } else {
+      bool leading = c->leading; /* c may be gone once wmu is released */
+      pthread_mutex_lock(&c->wmu);
+      c->fin = true;
       pthread_cond_signal(&c->cv);
+      pthread_mutex_unlock(&c->wmu);
+      if (leading) { /* it waits in poll(), not on its condition variable */
+        uint64_t one = 1;
+        ssize_t w = write(ch->leadfd, &one, sizeof one);
+        (void)w;
+      }
     }
     return;
   }
@@ -429,6 +448,25 @@ static void complete_locked(nnrpc_channel *ch, ccall *c, int code, const char *w
     ch->done_head = c;
   ch->done_tail = c;
   atomic_store(&ch->has_done, true);
+}
+
+/* Wakes the blocking callers tl_wake collected (mu not held). A caller
+ * leaves only once it has seen fin under wmu: nothing of c is touched after. */
+static void wake_callers(nnrpc_channel *ch, ccall *list) {
+  while (list) {
+    ccall *c = list;
+    list = c->next_done;
+    bool fd = c->wake_fd;
+    pthread_mutex_lock(&c->wmu);
+    c->fin = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->wmu);
+    if (fd) {
+      uint64_t one = 1;
+      ssize_t w = write(ch->leadfd, &one, sizeof one);
+      (void)w;
+    }
+  }
 }
 
 static void fail_all_locked(nnrpc_channel *ch, int code, const char *why, bool only_sent) {
@@ -533,7 +571,9 @@ static bool on_message(nnrpc_channel *ch, void *body, size_t len) {
   atomic_store(&ch->ack_owed, seq);
   uint64_t cancel_ids[8];
   size_t ncancel = 0;
+  ccall *woken = NULL;
   pthread_mutex_lock(&ch->mu);
+  tl_wake = &woken;
   ch->last_rx_us = nnrpc__now_us();
   size_t off = NNRPC_ENV_LEN;
   nnrpc__frame f;
@@ -562,7 +602,9 @@ static bool on_message(nnrpc_channel *ch, void *body, size_t len) {
    * once. With none, it has nothing to send until our next message, which
    * carries the ack (after ACK_DELAY_US at the latest, alone). */
   bool urgent = ch->calls.n > 0;
+  tl_wake = NULL;
   pthread_mutex_unlock(&ch->mu);
+  wake_callers(ch, woken);
   nnrpc__rxbuf_unref(rx);
   for (size_t i = 0; i < ncancel; i++) send_small(ch, NNRPC_F_CANCEL, cancel_ids[i], NULL, 0);
   return urgent;
@@ -912,7 +954,9 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
   ch->leadfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   pthread_mutex_init(&ch->mu, NULL);
   nnrpc__cond_init(&ch->users_cv);
-  ch->next_id = 1;
+  atomic_init(&ch->next_id, 1);
+  atomic_init(&ch->users, 0);
+  atomic_init(&ch->closing, false);
   atomic_init(&ch->stop, false);
   atomic_init(&ch->has_done, false);
   atomic_init(&ch->has_sq, false);
@@ -1076,11 +1120,19 @@ static nnrpc_status register_locked(nnrpc_channel *ch, ccall *c, const nnrpc_met
   c->max_md_bytes = ch->o.max_metadata_bytes;
   c->max_md_count = ch->o.max_metadata_count;
   c->max_depth = ch->o.max_decode_depth;
-  c->node.k1 = ch->next_id++;
+  if (!c->node.k1) c->node.k1 = atomic_fetch_add_explicit(&ch->next_id, 1, memory_order_relaxed);
   nnrpc__hmap_put(&ch->calls, &c->node);
   atomic_store_explicit(&ch->ncalls, ch->calls.n, memory_order_relaxed);
   atomic_fetch_add_explicit(&ch->started, 1, memory_order_relaxed);
   return nnrpc__status_n(NNRPC_OK, "", 0);
+}
+
+/* Why a call failed before or while it was sent. */
+static const char *failure_why(const ccall *c, int rc) {
+  return c->why                             ? c->why
+         : rc == NNRPC_DEADLINE_EXCEEDED    ? "deadline exceeded before the call could be sent (no server?)"
+         : rc == NNRPC_RESOURCE_EXHAUSTED ? "out of memory"
+                                            : "could not send the call";
 }
 
 static void mark_sent_locked(nnrpc_channel *ch, ccall *c) {
@@ -1099,71 +1151,87 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
   if (st.code) return st;
   int64_t deadline = deadline_of(ch, opts);
 
+  /* Two turns of the channel mutex per call (register, after sending): at
+   * 64 callers the turns were where their threads queued up. */
   ccall c = {0};
+  c.m = m;
+  c.node.k1 = atomic_fetch_add_explicit(&ch->next_id, 1, memory_order_relaxed);
+  nnrpc__cond_init(&c.cv);
+  pthread_mutex_init(&c.wmu, NULL);
+  void *msg = NULL;
+  int rc = build_call_msg(ch, &c, req, size, opts ? opts->headers : NULL, deadline, &msg);
   pthread_mutex_lock(&ch->mu);
   st = register_locked(ch, &c, m);
   if (st.code) {
     pthread_mutex_unlock(&ch->mu);
+    if (msg) nn_freemsg(msg);
+    run_after(&c, st.code); /* its before hooks ran */
+    pthread_cond_destroy(&c.cv);
+    pthread_mutex_destroy(&c.wmu);
     return st;
   }
-  ch->users++;
-  nnrpc__cond_init(&c.cv);
-  pthread_mutex_unlock(&ch->mu);
-
-  void *msg = NULL;
-  int rc = build_call_msg(ch, &c, req, size, opts ? opts->headers : NULL, deadline, &msg);
+  atomic_fetch_add(&ch->users, 1);
   if (rc == NNRPC_OK) {
-    pthread_mutex_lock(&ch->mu);
-    if (!c.done) mark_sent_locked(ch, &c); /* before sending: the reply may beat us back */
+    mark_sent_locked(ch, &c); /* before sending: the reply may beat us back */
     /* But keepalive may only ask the server about the call once nanomsg has
      * taken it: send_msg can wait a long time for a busy pipe, and a ping
      * sent meanwhile would make the server disown a call it never saw. */
     c.ping_epoch = UINT64_MAX;
-    pthread_mutex_unlock(&ch->mu);
+  } else {
+    complete_locked(ch, &c, rc, failure_why(&c, rc));
+  }
+  pthread_mutex_unlock(&ch->mu);
+
+  if (rc == NNRPC_OK) {
     rc = send_msg(ch, msg, deadline);
     if (rc) nn_freemsg(msg);
     pthread_mutex_lock(&ch->mu);
-    if (!c.done) c.ping_epoch = ch->ping_count;
-    /* Nobody receiving (no other call in flight, or only blocking calls
-     * not yet sent, which left the mode alone): receive our own reply. */
-    bool lead_now = rc == NNRPC_OK && !c.done && atomic_load(&ch->rxmode) == RX_PARKED;
-    if (lead_now) {
-      atomic_store(&ch->rxmode, RX_CALLER);
-      c.leading = true;
+    bool lead_now = false;
+    if (rc != NNRPC_OK) {
+      complete_locked(ch, &c, rc, failure_why(&c, rc));
+    } else if (!c.done) {
+      c.ping_epoch = ch->ping_count;
+      /* Nobody receiving (no other call in flight, or only blocking calls
+       * not yet sent, which left the mode alone): receive our own reply. */
+      lead_now = atomic_load(&ch->rxmode) == RX_PARKED;
+      if (lead_now) {
+        atomic_store(&ch->rxmode, RX_CALLER);
+        c.leading = true;
+      }
     }
     pthread_mutex_unlock(&ch->mu);
     if (lead_now) lead(ch, &c, deadline);
   }
 
-  pthread_mutex_lock(&ch->mu);
-  if (rc != NNRPC_OK)
-    complete_locked(ch, &c, rc,
-                    c.why ? c.why
-                    : rc == NNRPC_DEADLINE_EXCEEDED ? "deadline exceeded before the call could be sent (no server?)"
-                    : rc == NNRPC_RESOURCE_EXHAUSTED ? "out of memory"
-                                                     : "could not send the call");
-  while (!c.done) {
+  pthread_mutex_lock(&c.wmu);
+  while (!c.fin) {
     if (deadline == NNRPC_NO_DEADLINE) {
-      pthread_cond_wait(&c.cv, &ch->mu);
+      pthread_cond_wait(&c.cv, &c.wmu);
       continue;
     }
     struct timespec ts = nnrpc__ts_of_us(deadline);
-    if (pthread_cond_timedwait(&c.cv, &ch->mu, &ts) == ETIMEDOUT && !c.done) {
+    if (pthread_cond_timedwait(&c.cv, &c.wmu, &ts) == ETIMEDOUT && !c.fin) {
+      pthread_mutex_unlock(&c.wmu); /* complete_locked takes it */
+      pthread_mutex_lock(&ch->mu);
+      bool mine = !c.done; /* else completed, its wake-up on the way (wake_callers) */
       complete_locked(ch, &c, NNRPC_DEADLINE_EXCEEDED, "deadline exceeded");
       pthread_mutex_unlock(&ch->mu);
-      send_small(ch, NNRPC_F_CANCEL, c.node.k1, NULL, 0); /* tell the server to stop */
-      pthread_mutex_lock(&ch->mu);
+      if (mine) send_small(ch, NNRPC_F_CANCEL, c.node.k1, NULL, 0); /* tell the server to stop */
+      pthread_mutex_lock(&c.wmu);
     }
   }
-  pthread_mutex_unlock(&ch->mu);
+  pthread_mutex_unlock(&c.wmu);
 
   st = result_of(&c, reply, opts ? opts->trailers : NULL);
   run_after(&c, st.code);
   nnrpc__rxbuf_unref(c.rx);
   pthread_cond_destroy(&c.cv);
-  pthread_mutex_lock(&ch->mu);
-  if (--ch->users == 0 && ch->closing) pthread_cond_broadcast(&ch->users_cv);
-  pthread_mutex_unlock(&ch->mu);
+  pthread_mutex_destroy(&c.wmu);
+  if (atomic_fetch_sub(&ch->users, 1) == 1 && atomic_load(&ch->closing)) {
+    pthread_mutex_lock(&ch->mu); /* nnrpc_channel_close waits on users_cv under mu */
+    pthread_cond_broadcast(&ch->users_cv);
+    pthread_mutex_unlock(&ch->mu);
+  }
   return st;
 }
 
@@ -1330,7 +1398,7 @@ static int ended_code(ccall *c, bool ok_is_ok) {
 }
 
 static void user_leave_locked(nnrpc_channel *ch) {
-  if (--ch->users == 0 && ch->closing) pthread_cond_broadcast(&ch->users_cv);
+  if (atomic_fetch_sub(&ch->users, 1) == 1 && ch->closing) pthread_cond_broadcast(&ch->users_cv);
 }
 
 /* Sends `len` bytes of credit for stream c. A credit that cannot be sent

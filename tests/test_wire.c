@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "callhdr.h"
@@ -592,6 +593,44 @@ static void test_arena_refuses_past_budget_and_overflowing_sizes(void **state) {
   nnrpc__arena_free(&a);
 }
 
+static void *big_arena_chunk(void *arg) {
+  (void)arg;
+  nnrpc__arena a;
+  nnrpc__arena_init(&a, 64u << 20);
+  void *p = nnrpc__arena_alloc(&a, 1u << 20);
+  memset(p, 1, 1u << 20);
+  nnrpc__arena_free(&a);
+  return p;
+}
+
+/* A thread's big decodes reuse one mapped chunk (no page faults per call);
+ * an arena that grew past a few MiB (a bomb) keeps nothing. */
+static void test_arena_reuses_a_threads_big_chunk_but_not_a_bombs(void **state) {
+  (void)state;
+  void *first = big_arena_chunk(NULL), *second = big_arena_chunk(NULL);
+  assert_ptr_equal(first, second);
+  assert_true(nnrpc__arena_kept() >= (1u << 20));
+  /* a bomb-sized arena: takes the kept chunk, keeps none of its own */
+  nnrpc__arena a;
+  nnrpc__arena_init(&a, 64u << 20);
+  for (int i = 0; i < 24; i++) assert_non_null(nnrpc__arena_alloc(&a, 1u << 20));
+  assert_true(a.used > (4u << 20));
+  nnrpc__arena_free(&a);
+  assert_int_equal(nnrpc__arena_kept(), 0);
+  /* small arenas neither take nor keep one */
+  nnrpc__arena_init(&a, 64u << 20);
+  assert_non_null(nnrpc__arena_alloc(&a, 100000));
+  nnrpc__arena_free(&a);
+  assert_int_equal(nnrpc__arena_kept(), 0);
+  /* other threads keep their own */
+  pthread_t t;
+  void *other;
+  assert_int_equal(pthread_create(&t, NULL, big_arena_chunk, NULL), 0);
+  pthread_join(t, &other);
+  assert_non_null(other);
+  assert_int_equal(nnrpc__arena_kept(), 0);
+}
+
 /* ---------------------------------------------------------------- CallHeader */
 
 static void test_call_header_round_trips_method_and_metadata(void **state) {
@@ -908,6 +947,7 @@ int main(void) {
       cmocka_unit_test(test_unknown_length_delimited_fields_are_not_descended),
       cmocka_unit_test(test_decode_budget_smaller_than_message_is_refused_without_leak),
       cmocka_unit_test(test_arena_refuses_past_budget_and_overflowing_sizes),
+      cmocka_unit_test(test_arena_reuses_a_threads_big_chunk_but_not_a_bombs),
       cmocka_unit_test(test_call_header_round_trips_method_and_metadata),
       cmocka_unit_test(test_call_header_over_max_metadata_count_is_resource_exhausted),
       cmocka_unit_test(test_call_header_over_max_metadata_bytes_is_resource_exhausted),

@@ -79,6 +79,8 @@ typedef struct nnrpc__arena {
 void nnrpc__arena_init(nnrpc__arena *a, size_t budget);
 void *nnrpc__arena_alloc(nnrpc__arena *a, size_t n);
 void nnrpc__arena_free(nnrpc__arena *a);
+/* Bytes of the mapped chunk this thread keeps for its next big arena (tests). */
+size_t nnrpc__arena_kept(void);
 
 /* malloc-backed allocator counting bytes, for decoding replies the caller
  * later frees with protobuf_c_message_free_unpacked(msg, NULL). */

@@ -78,7 +78,7 @@ struct nnrpc_call {
   _Atomic(nnrpc_channel *) ch; /* NULL once completed: nothing left to cancel */
   atomic_bool delivered;
   bool done, sent, async;
-  uint64_t ping_epoch; /* ping counter when the call was sent */
+  atomic_uint_fast64_t ping_epoch; /* ping counter when the call was sent */
   int code;            /* >= 0: completed by the channel itself (no STATUS frame) */
   const char *why;     /* static text for `code` */
   nnrpc__rxbuf *rx;    /* the message holding this call's STATUS frame */
@@ -87,13 +87,12 @@ struct nnrpc_call {
   /* limits copied at start, so finish never touches the channel */
   size_t max_recv, max_send, max_decode, max_md_bytes, max_md_count;
   unsigned max_depth;
-  /* blocking calls: a unary caller waits on cv with wmu, not the channel's mu,
-   * so that waking it does not make it fight the receive thread for mu
+  /* blocking calls: a unary caller waits on the futex word fin, not on the
+   * channel's mu, so that waking it makes it fight nobody for a lock
    * (streams wait on cv with mu) */
   pthread_cond_t cv;
-  pthread_mutex_t wmu;
-  bool fin;     /* unary: completed (under wmu) */
-  bool wake_fd; /* on a deferred wake list: wake through leadfd as well */
+  atomic_uint fin; /* unary: 1 once completed */
+  bool wake_fd;    /* on a deferred wake list: wake through leadfd as well */
   bool leading; /* this call's thread receives for the channel (RX_CALLER) */
   /* async calls */
   nnrpc_done_fn done_fn;
@@ -162,7 +161,7 @@ struct nnrpc_channel {
   uint32_t ack_seq;      /* receiver thread: the owed ack ack_due_us was set for */
   int64_t ack_due_us;    /* receiver thread: when that ack must go out alone */
   bool send_blocked;     /* receiver thread: nanomsg refused a send; poll for writability */
-  uint64_t ping_count;
+  atomic_uint_fast64_t ping_count; /* written under mu */
   int64_t last_ping_us, last_rx_us;
   atomic_bool ping_outstanding;
 };
@@ -417,18 +416,16 @@ static void complete_locked(nnrpc_channel *ch, ccall *c, int code, const char *w
       pthread_cond_broadcast(&c->cv); /* a reader and a writer may both wait */
     } else if (c == tl_leading) { /* the receiving caller completed its own call */
       tl_lead_done = true;
-      c->fin = true;
+      atomic_store(&c->fin, 1);
     } else if (tl_wake) {
       c->wake_fd = c->leading;
       c->next_done = *tl_wake;
       *tl_wake = c;
     } else {
-      bool leading = c->leading; /* c may be gone once wmu is released */
-      pthread_mutex_lock(&c->wmu);
-      c->fin = true;
-      pthread_cond_signal(&c->cv);
-      pthread_mutex_unlock(&c->wmu);
-      if (leading) { /* it waits in poll(), not on its condition variable */
+      bool leading = c->leading; /* c may be gone once fin is set */
+      atomic_store(&c->fin, 1);
+      nnrpc__futex_wake(&c->fin);
+      if (leading) { /* it waits in poll(), not on fin */
         uint64_t one = 1;
         ssize_t w = write(ch->leadfd, &one, sizeof one);
         (void)w;
@@ -451,16 +448,14 @@ static void complete_locked(nnrpc_channel *ch, ccall *c, int code, const char *w
 }
 
 /* Wakes the blocking callers tl_wake collected (mu not held). A caller
- * leaves only once it has seen fin under wmu: nothing of c is touched after. */
+ * leaves only once it has seen fin: nothing of c is read after setting it. */
 static void wake_callers(nnrpc_channel *ch, ccall *list) {
   while (list) {
     ccall *c = list;
     list = c->next_done;
     bool fd = c->wake_fd;
-    pthread_mutex_lock(&c->wmu);
-    c->fin = true;
-    pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->wmu);
+    atomic_store(&c->fin, 1);
+    nnrpc__futex_wake(&c->fin);
     if (fd) {
       uint64_t one = 1;
       ssize_t w = write(ch->leadfd, &one, sizeof one);
@@ -1156,8 +1151,6 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
   ccall c = {0};
   c.m = m;
   c.node.k1 = atomic_fetch_add_explicit(&ch->next_id, 1, memory_order_relaxed);
-  nnrpc__cond_init(&c.cv);
-  pthread_mutex_init(&c.wmu, NULL);
   void *msg = NULL;
   int rc = build_call_msg(ch, &c, req, size, opts ? opts->headers : NULL, deadline, &msg);
   pthread_mutex_lock(&ch->mu);
@@ -1166,8 +1159,6 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
     pthread_mutex_unlock(&ch->mu);
     if (msg) nn_freemsg(msg);
     run_after(&c, st.code); /* its before hooks ran */
-    pthread_cond_destroy(&c.cv);
-    pthread_mutex_destroy(&c.wmu);
     return st;
   }
   atomic_fetch_add(&ch->users, 1);
@@ -1176,7 +1167,7 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
     /* But keepalive may only ask the server about the call once nanomsg has
      * taken it: send_msg can wait a long time for a busy pipe, and a ping
      * sent meanwhile would make the server disown a call it never saw. */
-    c.ping_epoch = UINT64_MAX;
+    atomic_store(&c.ping_epoch, UINT64_MAX);
   } else {
     complete_locked(ch, &c, rc, failure_why(&c, rc));
   }
@@ -1185,48 +1176,40 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
   if (rc == NNRPC_OK) {
     rc = send_msg(ch, msg, deadline);
     if (rc) nn_freemsg(msg);
-    pthread_mutex_lock(&ch->mu);
+    /* (keepalive counts pings under mu; an epoch stored after a ping's
+     * count was taken only delays asking about the call by one ping) */
+    atomic_store(&c.ping_epoch, atomic_load(&ch->ping_count));
+    /* Nobody receiving (no other call in flight, or only blocking calls not
+     * yet sent, which left the mode alone): receive our own reply. Someone
+     * receiving cannot stop while this call is in flight: no lock needed to
+     * see it. */
     bool lead_now = false;
-    if (rc != NNRPC_OK) {
-      complete_locked(ch, &c, rc, failure_why(&c, rc));
-    } else if (!c.done) {
-      c.ping_epoch = ch->ping_count;
-      /* Nobody receiving (no other call in flight, or only blocking calls
-       * not yet sent, which left the mode alone): receive our own reply. */
-      lead_now = atomic_load(&ch->rxmode) == RX_PARKED;
-      if (lead_now) {
+    if (rc != NNRPC_OK || atomic_load(&ch->rxmode) == RX_PARKED) {
+      pthread_mutex_lock(&ch->mu);
+      if (rc != NNRPC_OK) {
+        complete_locked(ch, &c, rc, failure_why(&c, rc));
+      } else if (!c.done && atomic_load(&ch->rxmode) == RX_PARKED) {
         atomic_store(&ch->rxmode, RX_CALLER);
-        c.leading = true;
+        c.leading = lead_now = true;
       }
+      pthread_mutex_unlock(&ch->mu);
     }
-    pthread_mutex_unlock(&ch->mu);
     if (lead_now) lead(ch, &c, deadline);
   }
 
-  pthread_mutex_lock(&c.wmu);
-  while (!c.fin) {
-    if (deadline == NNRPC_NO_DEADLINE) {
-      pthread_cond_wait(&c.cv, &c.wmu);
-      continue;
-    }
-    struct timespec ts = nnrpc__ts_of_us(deadline);
-    if (pthread_cond_timedwait(&c.cv, &c.wmu, &ts) == ETIMEDOUT && !c.fin) {
-      pthread_mutex_unlock(&c.wmu); /* complete_locked takes it */
+  while (!atomic_load(&c.fin)) {
+    if (nnrpc__futex_wait(&c.fin, 0, deadline) == ETIMEDOUT && !atomic_load(&c.fin)) {
       pthread_mutex_lock(&ch->mu);
       bool mine = !c.done; /* else completed, its wake-up on the way (wake_callers) */
       complete_locked(ch, &c, NNRPC_DEADLINE_EXCEEDED, "deadline exceeded");
       pthread_mutex_unlock(&ch->mu);
       if (mine) send_small(ch, NNRPC_F_CANCEL, c.node.k1, NULL, 0); /* tell the server to stop */
-      pthread_mutex_lock(&c.wmu);
     }
   }
-  pthread_mutex_unlock(&c.wmu);
 
   st = result_of(&c, reply, opts ? opts->trailers : NULL);
   run_after(&c, st.code);
   nnrpc__rxbuf_unref(c.rx);
-  pthread_cond_destroy(&c.cv);
-  pthread_mutex_destroy(&c.wmu);
   if (atomic_fetch_sub(&ch->users, 1) == 1 && atomic_load(&ch->closing)) {
     pthread_mutex_lock(&ch->mu); /* nnrpc_channel_close waits on users_cv under mu */
     pthread_cond_broadcast(&ch->users_cv);

@@ -29,6 +29,11 @@ static inline struct timespec nnrpc__ts_of_us(int64_t us) {
 #define NNRPC_NO_DEADLINE INT64_MAX
 /* A condition variable that waits on CLOCK_MONOTONIC. */
 int nnrpc__cond_init(pthread_cond_t *cv);
+/* Waits while *w == val, until deadline_us (CLOCK_MONOTONIC, or
+ * NNRPC_NO_DEADLINE); may return early: recheck *w. ETIMEDOUT once past. */
+int nnrpc__futex_wait(atomic_uint *w, unsigned val, int64_t deadline_us);
+/* Wakes one waiter. Touches no memory at w: safe after the waiter left. */
+void nnrpc__futex_wake(atomic_uint *w);
 
 /* ---------------------------------------------------------------- status */
 /* Returns a status whose message is copied into thread-local storage. */

@@ -4,10 +4,27 @@
 
 #include <nanomsg/nn.h>
 #include <pthread.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
 pthread_mutex_t nnrpc__inproc_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int nnrpc__futex_wait(atomic_uint *w, unsigned val, int64_t deadline_us) {
+  struct timespec ts = nnrpc__ts_of_us(deadline_us);
+  /* FUTEX_WAIT_BITSET: an absolute CLOCK_MONOTONIC deadline, as our condition variables */
+  long r = syscall(SYS_futex, (void *)w, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, val,
+                   deadline_us == NNRPC_NO_DEADLINE ? NULL : &ts, NULL, FUTEX_BITSET_MATCH_ANY);
+  return r == -1 && errno == ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
+void nnrpc__futex_wake(atomic_uint *w) {
+  /* Private futex: the kernel keys it by address alone and reads nothing there. */
+  syscall(SYS_futex, (void *)w, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+}
 
 int nnrpc__cond_init(pthread_cond_t *cv) {
   pthread_condattr_t a;

@@ -287,14 +287,16 @@ static void test_headers_over_metadata_limit_are_resource_exhausted(void **st) {
 typedef struct worker_arg {
   nnrpc_channel *ch;
   int id, n, ok;
+  size_t pad; /* payload bytes past the text */
 } worker_arg;
 
 static void *hammer(void *p) {
   worker_arg *a = p;
   for (int i = 0; i < a->n; i++) {
-    char text[48];
+    static _Thread_local char text[48 + (16 << 10)];
     uint64_t tag = (uint64_t)a->id << 32 | (uint64_t)i;
-    int len = snprintf(text, sizeof text, "thread %d call %d", a->id, i);
+    int len = snprintf(text, 48, "thread %d call %d", a->id, i);
+    for (size_t j = 0; j < a->pad && j < sizeof text - 48; j++) text[len++] = (char)th_pattern(tag, j);
     NnrpcTest__EchoRequest req = NNRPC_TEST__ECHO_REQUEST__INIT;
     req.payload = (ProtobufCBinaryData){(size_t)len, (uint8_t *)text};
     req.tag = tag;
@@ -318,7 +320,7 @@ static void eight_threads(const char *scheme) {
   pthread_t th[THREADS];
   worker_arg a[THREADS];
   for (int i = 0; i < THREADS; i++) {
-    a[i] = (worker_arg){ch, i, n, 0};
+    a[i] = (worker_arg){ch, i, n, 0, 0};
     assert_int_equal(pthread_create(&th[i], NULL, hammer, &a[i]), 0);
   }
   for (int i = 0; i < THREADS; i++) {
@@ -332,6 +334,77 @@ static void eight_threads(const char *scheme) {
 static void test_eight_threads_thousand_calls_each_every_reply_matched_inproc(void **st) { (void)st; eight_threads("inproc"); }
 static void test_eight_threads_thousand_calls_each_every_reply_matched_ipc(void **st) { (void)st; eight_threads("ipc"); }
 static void test_eight_threads_thousand_calls_each_every_reply_matched_tcp(void **st) { (void)st; eight_threads("tcp"); }
+
+/* 64 callers on one channel: small CALL frames travel in batches (one
+ * caller sends the others' with its own), frames over 8 KiB alone; every
+ * reply still reaches its own caller. */
+static void sixty_four_threads(const char *scheme) {
+  th_server *t = th_server_start(scheme, NULL);
+  nnrpc_channel *ch = th_channel(t->url, NULL);
+  enum { THREADS = 64 };
+  int n = th_count(200);
+  pthread_t th[THREADS];
+  worker_arg a[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    a[i] = (worker_arg){ch, i, n, 0, i % 4 == 3 ? 12u << 10 : (size_t)(i % 4) * 100};
+    assert_int_equal(pthread_create(&th[i], NULL, hammer, &a[i]), 0);
+  }
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(a[i].ok, n);
+  }
+  assert_int_equal(atomic_load(&t->calls), THREADS * n);
+  nnrpc_channel_close(ch);
+  th_server_stop(t);
+}
+static void test_sixty_four_threads_batched_small_and_lone_large_calls_every_reply_matched_tcp(void **st) {
+  (void)st;
+  sixty_four_threads("tcp");
+}
+static void test_sixty_four_threads_batched_small_and_lone_large_calls_every_reply_matched_inproc(void **st) {
+  (void)st;
+  sixty_four_threads("inproc");
+}
+
+typedef struct lone_call {
+  nnrpc_channel *ch;
+  int code;
+  int64_t ms;
+} lone_call;
+
+static void *one_call(void *p) {
+  lone_call *l = p;
+  NnrpcTest__EchoRequest req = NNRPC_TEST__ECHO_REQUEST__INIT;
+  NnrpcTest__EchoReply *rep = NULL;
+  nnrpc_call_opts o = with_timeout(300);
+  int64_t t0 = th_now_ms();
+  nnrpc_status s = nnrpc_test__echo__echo__call(l->ch, &req, &rep, &o);
+  l->ms = th_now_ms() - t0;
+  l->code = s.code;
+  if (rep) nnrpc_test__echo_reply__free_unpacked(rep, NULL);
+  return NULL;
+}
+
+/* Calls queued behind a sender that cannot send (nobody listens) end by
+ * their own deadlines, each with a status: none waits for another's. */
+static void test_batched_calls_to_an_unreachable_server_each_end_near_their_deadline(void **st) {
+  (void)st;
+  nnrpc_channel *ch = th_channel("tcp://127.0.0.1:1", NULL);
+  enum { THREADS = 16 };
+  pthread_t th[THREADS];
+  lone_call l[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    l[i] = (lone_call){ch, -1, 0};
+    assert_int_equal(pthread_create(&th[i], NULL, one_call, &l[i]), 0);
+  }
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(th[i], NULL);
+    if (l[i].code != NNRPC_DEADLINE_EXCEEDED && l[i].code != NNRPC_UNAVAILABLE)
+      fail_msg("call %d: %s", i, nnrpc_code_name(l[i].code));
+    assert_true(l[i].ms < (th_slow() ? 5000 : 1500));
+  }
+  nnrpc_channel_close(ch);
+}
 
 static void count_done(nnrpc_call *c, void *user) { (void)c; atomic_fetch_add((atomic_int *)user, 1); }
 
@@ -710,6 +783,9 @@ int main(void) {
       cmocka_unit_test(test_eight_threads_thousand_calls_each_every_reply_matched_inproc),
       cmocka_unit_test(test_eight_threads_thousand_calls_each_every_reply_matched_ipc),
       cmocka_unit_test(test_eight_threads_thousand_calls_each_every_reply_matched_tcp),
+      cmocka_unit_test(test_sixty_four_threads_batched_small_and_lone_large_calls_every_reply_matched_tcp),
+      cmocka_unit_test(test_sixty_four_threads_batched_small_and_lone_large_calls_every_reply_matched_inproc),
+      cmocka_unit_test(test_batched_calls_to_an_unreachable_server_each_end_near_their_deadline),
       cmocka_unit_test(test_server_over_max_concurrent_calls_answers_resource_exhausted),
       cmocka_unit_test(test_channel_over_max_in_flight_refuses_to_start),
       cmocka_unit_test(test_request_over_channel_max_send_is_refused_before_sending),

@@ -40,6 +40,13 @@
  * again, so that what a server sends after the last call (a reply to a
  * call given up on) is acked and dropped rather than left until the next call. */
 #define IDLE_WATCH_US 50000
+/* Blocking callers' CALL frames of up to TX_SMALL bytes: while one caller
+ * sends, the others append theirs to the channel's batch (up to TX_BATCH)
+ * and go on to wait for their replies; the sender sends the batch as one
+ * message after its own. At 64 callers, one nn_send (socket lock, sendmsg,
+ * TCP segment, server wake-up) per call was the client's largest cost. */
+#define TX_SMALL (8u << 10)
+#define TX_BATCH (64u << 10)
 
 /* Who receives from the socket (nnrpc_channel.rxmode, written under mu):
  * never two threads at once, so a message is never taken by a thread that
@@ -112,6 +119,7 @@ struct nnrpc_call {
   /* client interceptors */
   ic_block *ics;     /* a reference, or NULL */
   int64_t sent_us;   /* when the call was built, for after hooks */
+  size_t frame_len;  /* its CALL frame's bytes (build_call_msg) */
 };
 
 /* The public stream handle is the call itself. */
@@ -155,6 +163,13 @@ struct nnrpc_channel {
   nnrpc_metadata *call_md;  /* headers of every call (opts.call_headers, bearer_token) */
   bool inproc;              /* inproc:// (see nnrpc__inproc_mu) */
   ic_block *ics;            /* opts.interceptors, or NULL */
+  /* the batch of blocking callers' CALL frames (TX_SMALL), under txq_mu */
+  pthread_mutex_t txq_mu;
+  bool tx_sending;          /* a caller is sending: append to the batch */
+  uint8_t *tx_buf;          /* frames, back to back */
+  size_t tx_len, tx_cap;
+  uint64_t *tx_ids;         /* their call ids */
+  size_t tx_n, tx_idcap;
   /* receiver-thread state */
   atomic_uint ack_owed;  /* seq of a server message not yet acknowledged; 0: none */
   atomic_bool ack_urgent; /* a receiving caller could not send an urgent ack: send it now */
@@ -324,6 +339,7 @@ static int build_call_msg(nnrpc_channel *ch, ccall *c, const ProtobufCMessage *r
   if (!p) {
     rc = NNRPC_RESOURCE_EXHAUSTED;
   } else {
+    c->frame_len = NNRPC_FRAME_HDR_LEN + meta + size;
     nnrpc__frame_put(p, NNRPC_F_CALL, flags, (uint16_t)meta, (uint32_t)size, c->node.k1);
     protobuf_c_message_pack(&h.pb.base, p + NNRPC_FRAME_HDR_LEN);
     if (req) protobuf_c_message_pack(req, p + NNRPC_FRAME_HDR_LEN + meta);
@@ -792,6 +808,81 @@ static void *rx_main(void *arg) {
   return NULL;
 }
 
+/* ---------------------------------------------------------------- batched sends */
+
+/* Appends c's CALL frame (in msg) to the batch if a caller is sending; else
+ * makes the calling thread the sender (*sender). Returns whether appended. */
+static bool tx_append(nnrpc_channel *ch, ccall *c, const void *msg, bool *sender) {
+  *sender = false;
+  if (c->frame_len > TX_SMALL) return false;
+  bool appended = false;
+  pthread_mutex_lock(&ch->txq_mu);
+  if (!ch->tx_sending) {
+    ch->tx_sending = *sender = true;
+  } else if (ch->tx_len + c->frame_len <= TX_BATCH) {
+    if (ch->tx_len + c->frame_len > ch->tx_cap) {
+      size_t cap = ch->tx_cap ? ch->tx_cap * 2 : 4096;
+      while (cap < ch->tx_len + c->frame_len) cap *= 2;
+      uint8_t *b = realloc(ch->tx_buf, cap);
+      if (b) ch->tx_buf = b, ch->tx_cap = cap;
+    }
+    if (ch->tx_n == ch->tx_idcap) {
+      size_t cap = ch->tx_idcap ? ch->tx_idcap * 2 : 64;
+      uint64_t *ids = realloc(ch->tx_ids, cap * sizeof *ids);
+      if (ids) ch->tx_ids = ids, ch->tx_idcap = cap;
+    }
+    if (ch->tx_len + c->frame_len <= ch->tx_cap && ch->tx_n < ch->tx_idcap) {
+      memcpy(ch->tx_buf + ch->tx_len, (const uint8_t *)msg + NNRPC_REQID_LEN + NNRPC_ENV_LEN, c->frame_len);
+      ch->tx_len += c->frame_len;
+      ch->tx_ids[ch->tx_n++] = c->node.k1;
+      appended = true;
+    }
+  }
+  pthread_mutex_unlock(&ch->txq_mu);
+  return appended;
+}
+
+/* The sender, after its own message: sends what others appended meanwhile,
+ * until nothing is left, and gives the role up. Calls of a batch that cannot
+ * be sent before the sender's deadline fail with UNAVAILABLE (they never
+ * reached the server); those that ended meanwhile are skipped. */
+static void tx_flush(nnrpc_channel *ch, int64_t deadline) {
+  pthread_mutex_lock(&ch->txq_mu);
+  while (ch->tx_n) {
+    uint8_t *buf = ch->tx_buf;
+    uint64_t *ids = ch->tx_ids;
+    size_t len = ch->tx_len, n = ch->tx_n;
+    ch->tx_buf = NULL;
+    ch->tx_ids = NULL;
+    ch->tx_len = ch->tx_cap = ch->tx_n = ch->tx_idcap = 0;
+    pthread_mutex_unlock(&ch->txq_mu);
+    void *msg;
+    uint8_t *p = new_msg(len, 0, &msg);
+    int rc = p ? NNRPC_OK : NNRPC_RESOURCE_EXHAUSTED;
+    if (p) {
+      memcpy(p, buf, len);
+      if ((rc = send_msg(ch, msg, deadline))) nn_freemsg(msg);
+    }
+    pthread_mutex_lock(&ch->mu);
+    uint64_t epoch = ch->ping_count;
+    for (size_t i = 0; i < n; i++) {
+      ccall *c = (ccall *)nnrpc__hmap_get(&ch->calls, ids[i], 0);
+      if (!c || c->done) continue;
+      if (rc == NNRPC_OK)
+        c->ping_epoch = epoch;
+      else
+        complete_locked(ch, c, rc == NNRPC_CANCELLED ? rc : NNRPC_UNAVAILABLE,
+                        rc == NNRPC_CANCELLED ? "channel closed" : "could not send the call");
+    }
+    pthread_mutex_unlock(&ch->mu);
+    free(buf);
+    free(ids);
+    pthread_mutex_lock(&ch->txq_mu);
+  }
+  ch->tx_sending = false;
+  pthread_mutex_unlock(&ch->txq_mu);
+}
+
 /* ---------------------------------------------------------------- a caller receiving */
 
 /* Call c's thread receives for the channel until c completes or its
@@ -948,6 +1039,7 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
   ch->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   ch->leadfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   pthread_mutex_init(&ch->mu, NULL);
+  pthread_mutex_init(&ch->txq_mu, NULL);
   nnrpc__cond_init(&ch->users_cv);
   atomic_init(&ch->next_id, 1);
   atomic_init(&ch->users, 0);
@@ -968,6 +1060,7 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
     nnrpc__hmap_free(&ch->calls);
     nn_close(ch->sock);
     pthread_mutex_destroy(&ch->mu);
+    pthread_mutex_destroy(&ch->txq_mu);
     pthread_cond_destroy(&ch->users_cv);
     nnrpc_metadata_free(ch->call_md);
     ic_unref(ch->ics);
@@ -995,6 +1088,9 @@ NNRPC_API void nnrpc_channel_close(nnrpc_channel *ch) {
   close(ch->leadfd);
   nnrpc__hmap_free(&ch->calls);
   free(ch->heap);
+  free(ch->tx_buf); /* empty: its last sender was a user, gone */
+  free(ch->tx_ids);
+  pthread_mutex_destroy(&ch->txq_mu);
   nnrpc_metadata_free(ch->call_md);
   ic_unref(ch->ics);
   pthread_mutex_destroy(&ch->mu);
@@ -1174,11 +1270,17 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
   pthread_mutex_unlock(&ch->mu);
 
   if (rc == NNRPC_OK) {
-    rc = send_msg(ch, msg, deadline);
-    if (rc) nn_freemsg(msg);
-    /* (keepalive counts pings under mu; an epoch stored after a ping's
-     * count was taken only delays asking about the call by one ping) */
-    atomic_store(&c.ping_epoch, atomic_load(&ch->ping_count));
+    bool sender;
+    if (tx_append(ch, &c, msg, &sender)) {
+      nn_freemsg(msg); /* copied into the batch: its sender sets ping_epoch */
+    } else {
+      rc = send_msg(ch, msg, deadline);
+      if (rc) nn_freemsg(msg);
+      if (sender) tx_flush(ch, deadline);
+      /* (keepalive counts pings under mu; an epoch stored after a ping's
+       * count was taken only delays asking about the call by one ping) */
+      atomic_store(&c.ping_epoch, atomic_load(&ch->ping_count));
+    }
     /* Nobody receiving (no other call in flight, or only blocking calls not
      * yet sent, which left the mode alone): receive our own reply. Someone
      * receiving cannot stop while this call is in flight: no lock needed to

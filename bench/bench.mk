@@ -35,7 +35,7 @@ BENCH_BINS := $(addprefix $(BENCH_DIR)/,nnrpc-bench-server nnrpc-bench-client nn
   stream-client nn-push alloc_count.so)
 bench-bins: $(BENCH_BINS)
 .PHONY: bench-bins bench quickbench streambench
-# The full run (not part of make test, 3 to 5 minutes): payloads x concurrency
+# The full run (not part of make test, about 5 minutes): payloads x concurrency
 # against the floor, streaming, peak RSS and allocations per call; writes
 # docs/performance.md and docs/performance.png. BENCH_SECONDS, BENCH_REPS and
 # more: tools/bench.sh.

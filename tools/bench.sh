@@ -7,7 +7,7 @@
 # performance.md and performance.png; the raw results go to BENCH_DIR/results.
 # Environment (defaults in brackets):
 #   BENCH_SECONDS [2]   measured seconds per client run (after a 0.5 s warm-up)
-#   BENCH_REPS [3]      repetitions of every pair of runs (medians of them)
+#   BENCH_REPS [5]      repetitions of every pair of runs (medians of them)
 #   BENCH_PAYLOADS ["32 4096 1048576"]  BENCH_CONCURRENCY ["1 16 64"]
 #   BENCH_ALLOC_CALLS [20000]  calls counted for allocations per call (32 B and 4 KiB;
 #                              a tenth of it at 1 MiB)
@@ -15,7 +15,7 @@
 #                              stacks (a tenth of it at 1 MiB)
 set -euo pipefail
 dir=$(cd "${1:-${BUILD:-build}/bench}" && pwd); out=${2:-docs}
-secs=${BENCH_SECONDS:-2}; reps=${BENCH_REPS:-3}
+secs=${BENCH_SECONDS:-2}; reps=${BENCH_REPS:-5}
 payloads=${BENCH_PAYLOADS:-32 4096 1048576}; concs=${BENCH_CONCURRENCY:-1 16 64}
 alloc_calls=${BENCH_ALLOC_CALLS:-20000}; site_calls=${BENCH_SITE_CALLS:-300}
 for p in nnrpc-bench-server nnrpc-bench-client nn-floor-server nn-floor-client stream-client nn-push alloc_count.so; do
@@ -114,7 +114,8 @@ alloc_run nnrpc 1048576 $(( (site_calls + 9) / 10 )) sites-nnrpc-1048576 ALLOC_C
 # ---------------------------------------------------------------- the report
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 t_total=$(( $(date +%s) - t_begin ))
-export secs reps t_total load_begin load_end runs
+notes_md="$(cd "$(dirname "$0")/.." && pwd)/bench/notes.md"
+export secs reps t_total load_begin load_end runs notes_md
 python3 - "$res" "$out" "$dir" <<'PY'
 import json, os, re, statistics, subprocess, sys, datetime
 res, out, bdir = sys.argv[1:4]
@@ -375,11 +376,16 @@ for p, sn, tab in site_runs:
             if count / sn < 0.02: continue
             w(f"| {count / sn:.2f} | {kib(nbytes / sn)} | {kind} | {lib_s} | {where} | {chain} |")
 w("")
+# The profile notes (bench/notes.md: where the time goes), written by hand
+notes = os.environ.get("notes_md", "")
+if notes and os.path.exists(notes):
+    w(open(notes).read().rstrip())
+    w("")
 w("## How to reproduce")
 w("")
 w("```sh")
 w(f"make bench                                   # builds what it needs; this run took {t_total // 60} min {t_total % 60} s")
-w("make bench BENCH_SECONDS=5 BENCH_REPS=5      # longer and more runs")
+w("make bench BENCH_SECONDS=5 BENCH_REPS=9      # longer and more runs")
 w("make BUILD=build/mine bench                  # another build directory")
 w("```")
 w("")

@@ -142,6 +142,7 @@ struct nnrpc_channel {
   atomic_int rxmode;
   atomic_size_t ncalls; /* calls.n, for the receive thread's unlocked look */
   atomic_uint_fast64_t started; /* calls registered so far */
+  atomic_bool blocking_seen;    /* a blocking unary call was made: parking may pay */
   pthread_mutex_t mu;
   pthread_cond_t users_cv;
   nnrpc__hmap calls;
@@ -760,7 +761,10 @@ static void *rx_main(void *arg) {
       idle_since = now;
       idle_watch = false;
     }
-    if (mode == RX_THREAD && !idle_watch && atomic_load_explicit(&ch->ncalls, memory_order_relaxed) == 0) {
+    /* (only on channels that make blocking unary calls: for async calls and
+     * streams it saves nothing and would delay acks of late messages) */
+    if (mode == RX_THREAD && !idle_watch && atomic_load_explicit(&ch->ncalls, memory_order_relaxed) == 0 &&
+        atomic_load_explicit(&ch->blocking_seen, memory_order_relaxed)) {
       pthread_mutex_lock(&ch->mu);
       if (ch->calls.n == 0) atomic_store(&ch->rxmode, mode = RX_PARKED);
       pthread_mutex_unlock(&ch->mu);
@@ -1051,6 +1055,7 @@ NNRPC_API int nnrpc_channel_open(nnrpc_channel **out, const char *url,
   atomic_init(&ch->rxmode, RX_PARKED);
   atomic_init(&ch->ncalls, 0);
   atomic_init(&ch->started, 0);
+  atomic_init(&ch->blocking_seen, false);
   atomic_init(&ch->ack_urgent, false);
   atomic_init(&ch->ping_outstanding, false);
   if (ch->wakefd < 0 || ch->leadfd < 0 || nnrpc__hmap_init(&ch->calls) ||
@@ -1247,6 +1252,8 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
   ccall c = {0};
   c.m = m;
   c.node.k1 = atomic_fetch_add_explicit(&ch->next_id, 1, memory_order_relaxed);
+  if (!atomic_load_explicit(&ch->blocking_seen, memory_order_relaxed))
+    atomic_store_explicit(&ch->blocking_seen, true, memory_order_relaxed);
   void *msg = NULL;
   int rc = build_call_msg(ch, &c, req, size, opts ? opts->headers : NULL, deadline, &msg);
   pthread_mutex_lock(&ch->mu);

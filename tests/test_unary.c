@@ -370,13 +370,14 @@ typedef struct lone_call {
   nnrpc_channel *ch;
   int code;
   int64_t ms;
+  int64_t timeout_ms; /* 0: 300 */
 } lone_call;
 
 static void *one_call(void *p) {
   lone_call *l = p;
   NnrpcTest__EchoRequest req = NNRPC_TEST__ECHO_REQUEST__INIT;
   NnrpcTest__EchoReply *rep = NULL;
-  nnrpc_call_opts o = with_timeout(300);
+  nnrpc_call_opts o = with_timeout(l->timeout_ms ? l->timeout_ms : 300);
   int64_t t0 = th_now_ms();
   nnrpc_status s = nnrpc_test__echo__echo__call(l->ch, &req, &rep, &o);
   l->ms = th_now_ms() - t0;
@@ -387,6 +388,66 @@ static void *one_call(void *p) {
 
 /* Calls queued behind a sender that cannot send (nobody listens) end by
  * their own deadlines, each with a status: none waits for another's. */
+/* A caller with a short deadline is sending (nobody listens yet) while six
+ * with long deadlines add theirs to its batch; the server comes up after the
+ * short deadline: the six are answered, not failed with the sender. */
+static void test_batched_calls_outlive_the_deadline_of_the_caller_sending_them(void **st) {
+  (void)st;
+  char url[64];
+  th_url("tcp", url, sizeof url);
+  nnrpc_channel *ch = th_channel(url, NULL);
+  lone_call a = {ch, -1, 0, 100}, b[6];
+  pthread_t ta, tb[6];
+  assert_int_equal(pthread_create(&ta, NULL, one_call, &a), 0);
+  th_sleep_ms(20); /* a is the sender, waiting for a connection */
+  for (int i = 0; i < 6; i++) {
+    b[i] = (lone_call){ch, -1, 0, th_slow() ? 20000 : 5000};
+    assert_int_equal(pthread_create(&tb[i], NULL, one_call, &b[i]), 0);
+  }
+  th_sleep_ms(300);
+  th_server *t = th_server_start_at(url, NULL);
+  pthread_join(ta, NULL);
+  assert_int_equal(a.code, NNRPC_DEADLINE_EXCEEDED);
+  for (int i = 0; i < 6; i++) {
+    pthread_join(tb[i], NULL);
+    if (b[i].code != NNRPC_OK) fail_msg("batched call %d: %s after %lld ms", i, nnrpc_code_name(b[i].code), (long long)b[i].ms);
+  }
+  nnrpc_channel_close(ch);
+  th_server_stop(t);
+}
+
+/* Batched calls that gave up before their batch could be sent never reach
+ * the server: it runs none of them once it is up. */
+static void test_batched_calls_given_up_before_sending_never_run_on_the_server(void **st) {
+  (void)st;
+  char url[64];
+  th_url("tcp", url, sizeof url);
+  nnrpc_channel *ch = th_channel(url, NULL);
+  lone_call a = {ch, -1, 0, 250}, b[4];
+  pthread_t ta, tb[4];
+  assert_int_equal(pthread_create(&ta, NULL, one_call, &a), 0);
+  th_sleep_ms(20);
+  for (int i = 0; i < 4; i++) {
+    b[i] = (lone_call){ch, -1, 0, 60};
+    assert_int_equal(pthread_create(&tb[i], NULL, one_call, &b[i]), 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(tb[i], NULL);
+    assert_int_equal(b[i].code, NNRPC_DEADLINE_EXCEEDED);
+    assert_true(b[i].ms < (th_slow() ? 2000 : 200)); /* their own deadline, not the sender's */
+  }
+  pthread_join(ta, NULL);
+  assert_int_equal(a.code, NNRPC_DEADLINE_EXCEEDED);
+  th_server *t = th_server_start_at(url, NULL);
+  lone_call probe = {ch, -1, 0, 10000};
+  one_call(&probe);
+  assert_int_equal(probe.code, NNRPC_OK);
+  th_sleep_ms(200);
+  assert_int_equal(atomic_load(&t->calls), 1); /* the probe alone */
+  nnrpc_channel_close(ch);
+  th_server_stop(t);
+}
+
 static void test_batched_calls_to_an_unreachable_server_each_end_near_their_deadline(void **st) {
   (void)st;
   nnrpc_channel *ch = th_channel("tcp://127.0.0.1:1", NULL);
@@ -394,7 +455,7 @@ static void test_batched_calls_to_an_unreachable_server_each_end_near_their_dead
   pthread_t th[THREADS];
   lone_call l[THREADS];
   for (int i = 0; i < THREADS; i++) {
-    l[i] = (lone_call){ch, -1, 0};
+    l[i] = (lone_call){ch, -1, 0, 0};
     assert_int_equal(pthread_create(&th[i], NULL, one_call, &l[i]), 0);
   }
   for (int i = 0; i < THREADS; i++) {
@@ -786,6 +847,8 @@ int main(void) {
       cmocka_unit_test(test_sixty_four_threads_batched_small_and_lone_large_calls_every_reply_matched_tcp),
       cmocka_unit_test(test_sixty_four_threads_batched_small_and_lone_large_calls_every_reply_matched_inproc),
       cmocka_unit_test(test_batched_calls_to_an_unreachable_server_each_end_near_their_deadline),
+      cmocka_unit_test(test_batched_calls_outlive_the_deadline_of_the_caller_sending_them),
+      cmocka_unit_test(test_batched_calls_given_up_before_sending_never_run_on_the_server),
       cmocka_unit_test(test_server_over_max_concurrent_calls_answers_resource_exhausted),
       cmocka_unit_test(test_channel_over_max_in_flight_refuses_to_start),
       cmocka_unit_test(test_request_over_channel_max_send_is_refused_before_sending),

@@ -44,9 +44,14 @@
  * sends, the others append theirs to the channel's batch (up to TX_BATCH)
  * and go on to wait for their replies; the sender sends the batch as one
  * message after its own. At 64 callers, one nn_send (socket lock, sendmsg,
- * TCP segment, server wake-up) per call was the client's largest cost. */
+ * TCP segment, server wake-up) per call was the client's largest cost. The
+ * sender never waits for anybody else's call: a batch nanomsg does not take
+ * at once, or past TX_ROUNDS batches, goes back to its callers (fin =
+ * FIN_SEND_YOURSELF), who send their own messages with their own deadlines. */
 #define TX_SMALL (8u << 10)
 #define TX_BATCH (64u << 10)
+#define TX_ROUNDS 8
+enum { FIN_WAIT, FIN_DONE, FIN_SEND_YOURSELF }; /* nnrpc_call.fin */
 
 /* Who receives from the socket (nnrpc_channel.rxmode, written under mu):
  * never two threads at once, so a message is never taken by a thread that
@@ -58,6 +63,13 @@ enum {
 };
 
 typedef struct nnrpc_call ccall;
+
+/* A CALL message in the batch: the caller's own, owned by the batch. */
+typedef struct txe {
+  uint64_t id;
+  void *msg;
+  size_t frame_len;
+} txe;
 
 /* The channel's client interceptors, shared by its calls: a call that is
  * finished after its channel closed still runs its after hooks. */
@@ -98,7 +110,7 @@ struct nnrpc_call {
    * channel's mu, so that waking it makes it fight nobody for a lock
    * (streams wait on cv with mu) */
   pthread_cond_t cv;
-  atomic_uint fin; /* unary: 1 once completed */
+  atomic_uint fin; /* unary: FIN_DONE once completed */
   bool wake_fd;    /* on a deferred wake list: wake through leadfd as well */
   bool leading; /* this call's thread receives for the channel (RX_CALLER) */
   /* async calls */
@@ -164,13 +176,11 @@ struct nnrpc_channel {
   nnrpc_metadata *call_md;  /* headers of every call (opts.call_headers, bearer_token) */
   bool inproc;              /* inproc:// (see nnrpc__inproc_mu) */
   ic_block *ics;            /* opts.interceptors, or NULL */
-  /* the batch of blocking callers' CALL frames (TX_SMALL), under txq_mu */
+  /* the batch of blocking callers' CALL messages (TX_SMALL), under txq_mu */
   pthread_mutex_t txq_mu;
   bool tx_sending;          /* a caller is sending: append to the batch */
-  uint8_t *tx_buf;          /* frames, back to back */
-  size_t tx_len, tx_cap;
-  uint64_t *tx_ids;         /* their call ids */
-  size_t tx_n, tx_idcap;
+  struct txe *tx;           /* the batch: each call's own message, by call id */
+  size_t tx_n, tx_cap, tx_bytes;
   /* receiver-thread state */
   atomic_uint ack_owed;  /* seq of a server message not yet acknowledged; 0: none */
   atomic_bool ack_urgent; /* a receiving caller could not send an urgent ack: send it now */
@@ -240,7 +250,7 @@ static int send_msg(nnrpc_channel *ch, void *msg, int64_t deadline_us) {
     if (errno != EAGAIN) return errno == EBADF || errno == ETERM ? NNRPC_CANCELLED : NNRPC_UNAVAILABLE;
     int64_t left = deadline_us == NNRPC_NO_DEADLINE ? 100000 : deadline_us - nnrpc__now_us();
     if (left <= 0) return NNRPC_DEADLINE_EXCEEDED;
-    if (atomic_load(&ch->stop)) return NNRPC_CANCELLED;
+    if (atomic_load(&ch->stop) || atomic_load(&ch->closing)) return NNRPC_CANCELLED;
     struct pollfd p = {ch->sndfd, POLLIN, 0};
     poll(&p, 1, (int)(left > 100000 ? 100 : (left + 999) / 1000));
   }
@@ -428,19 +438,23 @@ static void complete_locked(nnrpc_channel *ch, ccall *c, int code, const char *w
   c->why = why;
   heap_del(ch, c);
   atomic_store(&c->ch, NULL);
+  if (!c->async && c->queued_msg) { /* a batch gave it back, unsent */
+    nn_freemsg(c->queued_msg);
+    c->queued_msg = NULL;
+  }
   if (!c->async) {
     if (c->stream) {
       pthread_cond_broadcast(&c->cv); /* a reader and a writer may both wait */
     } else if (c == tl_leading) { /* the receiving caller completed its own call */
       tl_lead_done = true;
-      atomic_store(&c->fin, 1);
+      atomic_store(&c->fin, FIN_DONE);
     } else if (tl_wake) {
       c->wake_fd = c->leading;
       c->next_done = *tl_wake;
       *tl_wake = c;
     } else {
       bool leading = c->leading; /* c may be gone once fin is set */
-      atomic_store(&c->fin, 1);
+      atomic_store(&c->fin, FIN_DONE);
       nnrpc__futex_wake(&c->fin);
       if (leading) { /* it waits in poll(), not on fin */
         uint64_t one = 1;
@@ -471,7 +485,7 @@ static void wake_callers(nnrpc_channel *ch, ccall *list) {
     ccall *c = list;
     list = c->next_done;
     bool fd = c->wake_fd;
-    atomic_store(&c->fin, 1);
+    atomic_store(&c->fin, FIN_DONE);
     nnrpc__futex_wake(&c->fin);
     if (fd) {
       uint64_t one = 1;
@@ -515,11 +529,16 @@ static void deliver(nnrpc_channel *ch) {
   pthread_mutex_unlock(&ch->mu);
   while (c) {
     ccall *next = c->next_done;
+    /* Read before `delivered`: from then on a caller polling
+     * nnrpc_call_is_done may finish (free) c. */
+    nnrpc_cq *cq = c->cq;
+    nnrpc_done_fn fn = c->done_fn;
+    void *user = c->user;
     atomic_store(&c->delivered, true);
-    if (c->cq)
-      cq_push(c->cq, c);
+    if (cq)
+      cq_push(cq, c);
     else
-      c->done_fn(c, c->user); /* may finish (free) c: read nothing after */
+      fn(c, user); /* may finish (free) c: read nothing after */
     c = next;
   }
 }
@@ -780,7 +799,7 @@ static void *rx_main(void *arg) {
      * turn, but for RX_PARKED becoming RX_THREAD, which writes wakefd. */
     bool watch = mode == RX_THREAD;
     /* sndfd only after a refused send: it is readable whenever sending is possible */
-    bool want_send = ch->send_blocked || ch->sq_head; /* racy read: only picks the poll set */
+    bool want_send = ch->send_blocked || atomic_load(&ch->has_sq);
     struct pollfd p[3] = {{watch ? ch->rcvfd : -1, POLLIN, 0}, {ch->wakefd, POLLIN, 0}, {ch->sndfd, POLLIN, 0}};
     int64_t wait_us = (int64_t)timeout * 1000;
     if (ch->ack_due_us) {
@@ -814,73 +833,99 @@ static void *rx_main(void *arg) {
 
 /* ---------------------------------------------------------------- batched sends */
 
-/* Appends c's CALL frame (in msg) to the batch if a caller is sending; else
- * makes the calling thread the sender (*sender). Returns whether appended. */
-static bool tx_append(nnrpc_channel *ch, ccall *c, const void *msg, bool *sender) {
+/* Adds c's CALL message to the batch if a caller is sending (the batch owns
+ * it then); else makes the calling thread the sender (*sender). Returns
+ * whether it was added. */
+static bool tx_append(nnrpc_channel *ch, ccall *c, void *msg, bool *sender) {
   *sender = false;
   if (c->frame_len > TX_SMALL) return false;
-  bool appended = false;
+  bool added = false;
   pthread_mutex_lock(&ch->txq_mu);
   if (!ch->tx_sending) {
     ch->tx_sending = *sender = true;
-  } else if (ch->tx_len + c->frame_len <= TX_BATCH) {
-    if (ch->tx_len + c->frame_len > ch->tx_cap) {
-      size_t cap = ch->tx_cap ? ch->tx_cap * 2 : 4096;
-      while (cap < ch->tx_len + c->frame_len) cap *= 2;
-      uint8_t *b = realloc(ch->tx_buf, cap);
-      if (b) ch->tx_buf = b, ch->tx_cap = cap;
+  } else if (ch->tx_bytes + c->frame_len <= TX_BATCH) {
+    if (ch->tx_n == ch->tx_cap) {
+      size_t cap = ch->tx_cap ? ch->tx_cap * 2 : 64;
+      txe *t = realloc(ch->tx, cap * sizeof *t);
+      if (t) ch->tx = t, ch->tx_cap = cap;
     }
-    if (ch->tx_n == ch->tx_idcap) {
-      size_t cap = ch->tx_idcap ? ch->tx_idcap * 2 : 64;
-      uint64_t *ids = realloc(ch->tx_ids, cap * sizeof *ids);
-      if (ids) ch->tx_ids = ids, ch->tx_idcap = cap;
-    }
-    if (ch->tx_len + c->frame_len <= ch->tx_cap && ch->tx_n < ch->tx_idcap) {
-      memcpy(ch->tx_buf + ch->tx_len, (const uint8_t *)msg + NNRPC_REQID_LEN + NNRPC_ENV_LEN, c->frame_len);
-      ch->tx_len += c->frame_len;
-      ch->tx_ids[ch->tx_n++] = c->node.k1;
-      appended = true;
+    if (ch->tx_n < ch->tx_cap) {
+      ch->tx[ch->tx_n++] = (txe){c->node.k1, msg, c->frame_len};
+      ch->tx_bytes += c->frame_len;
+      added = true;
     }
   }
   pthread_mutex_unlock(&ch->txq_mu);
-  return appended;
+  return added;
 }
 
-/* The sender, after its own message: sends what others appended meanwhile,
- * until nothing is left, and gives the role up. Calls of a batch that cannot
- * be sent before the sender's deadline fail with UNAVAILABLE (they never
- * reached the server); those that ended meanwhile are skipped. */
-static void tx_flush(nnrpc_channel *ch, int64_t deadline) {
+/* Gives c's unsent message back to its caller, who sends it (mu held). */
+static void tx_give_back_locked(nnrpc_channel *ch, ccall *c, void *msg) {
+  c->queued_msg = msg;
+  atomic_store(&c->fin, FIN_SEND_YOURSELF);
+  nnrpc__futex_wake(&c->fin);
+  if (c->leading) { /* it waits in poll(): lead() returns for it */
+    uint64_t one = 1;
+    ssize_t w = write(ch->leadfd, &one, sizeof one);
+    (void)w;
+  }
+}
+
+/* Sends one batch as one message, or gives it back. Under mu from the look
+ * at its calls to the send: a call that ended meanwhile (deadline, close)
+ * is left out, so nothing of it reaches the server, and no call ends
+ * between being sent and getting its ping epoch. */
+static void tx_send(nnrpc_channel *ch, txe *t, size_t n, bool give_back) {
+  pthread_mutex_lock(&ch->mu);
+  size_t total = 0, live = 0;
+  for (size_t i = 0; i < n; i++) {
+    ccall *c = (ccall *)nnrpc__hmap_get(&ch->calls, t[i].id, 0);
+    if (!c || c->done) {
+      nn_freemsg(t[i].msg);
+      t[i].msg = NULL;
+      continue;
+    }
+    total += t[i].frame_len;
+    live++;
+  }
+  void *msg = NULL;
+  uint8_t *p = live && !give_back ? new_msg(total, 0, &msg) : NULL;
+  if (p) {
+    for (size_t i = 0; i < n; i++)
+      if (t[i].msg) {
+        memcpy(p, (uint8_t *)t[i].msg + NNRPC_REQID_LEN + NNRPC_ENV_LEN, t[i].frame_len);
+        p += t[i].frame_len;
+      }
+    if (send_with_ack(ch, &msg) == 0) { /* non-blocking: nobody waits for anybody else's call */
+      msg = NULL;
+      uint64_t epoch = ch->ping_count;
+      for (size_t i = 0; i < n; i++)
+        if (t[i].msg) {
+          ((ccall *)nnrpc__hmap_get(&ch->calls, t[i].id, 0))->ping_epoch = epoch;
+          nn_freemsg(t[i].msg);
+          t[i].msg = NULL;
+        }
+    }
+  }
+  if (msg) nn_freemsg(msg);
+  for (size_t i = 0; i < n; i++) /* not sent: back to their callers */
+    if (t[i].msg) tx_give_back_locked(ch, (ccall *)nnrpc__hmap_get(&ch->calls, t[i].id, 0), t[i].msg);
+  pthread_mutex_unlock(&ch->mu);
+}
+
+/* The sender, after its own message: sends what others added meanwhile,
+ * until nothing is left, and gives the role up. */
+static void tx_flush(nnrpc_channel *ch) {
+  int rounds = 0;
   pthread_mutex_lock(&ch->txq_mu);
   while (ch->tx_n) {
-    uint8_t *buf = ch->tx_buf;
-    uint64_t *ids = ch->tx_ids;
-    size_t len = ch->tx_len, n = ch->tx_n;
-    ch->tx_buf = NULL;
-    ch->tx_ids = NULL;
-    ch->tx_len = ch->tx_cap = ch->tx_n = ch->tx_idcap = 0;
+    txe *t = ch->tx;
+    size_t n = ch->tx_n;
+    ch->tx = NULL;
+    ch->tx_n = ch->tx_cap = ch->tx_bytes = 0;
     pthread_mutex_unlock(&ch->txq_mu);
-    void *msg;
-    uint8_t *p = new_msg(len, 0, &msg);
-    int rc = p ? NNRPC_OK : NNRPC_RESOURCE_EXHAUSTED;
-    if (p) {
-      memcpy(p, buf, len);
-      if ((rc = send_msg(ch, msg, deadline))) nn_freemsg(msg);
-    }
-    pthread_mutex_lock(&ch->mu);
-    uint64_t epoch = ch->ping_count;
-    for (size_t i = 0; i < n; i++) {
-      ccall *c = (ccall *)nnrpc__hmap_get(&ch->calls, ids[i], 0);
-      if (!c || c->done) continue;
-      if (rc == NNRPC_OK)
-        c->ping_epoch = epoch;
-      else
-        complete_locked(ch, c, rc == NNRPC_CANCELLED ? rc : NNRPC_UNAVAILABLE,
-                        rc == NNRPC_CANCELLED ? "channel closed" : "could not send the call");
-    }
-    pthread_mutex_unlock(&ch->mu);
-    free(buf);
-    free(ids);
+    tx_send(ch, t, n, ++rounds > TX_ROUNDS); /* past TX_ROUNDS: its own reply waits */
+    free(t);
     pthread_mutex_lock(&ch->txq_mu);
   }
   ch->tx_sending = false;
@@ -914,7 +959,7 @@ static void lead(nnrpc_channel *ch, ccall *c, int64_t deadline) {
       ssize_t r = read(ch->leadfd, &v, sizeof v);
       (void)r;
       pthread_mutex_lock(&ch->mu);
-      bool done = c->done;
+      bool done = c->done || atomic_load(&c->fin) == FIN_SEND_YOURSELF; /* send it, then wait */
       pthread_mutex_unlock(&ch->mu);
       if (done) break;
     }
@@ -934,7 +979,7 @@ static void lead(nnrpc_channel *ch, ccall *c, int64_t deadline) {
     }
   }
   pthread_mutex_lock(&ch->mu);
-  bool cancel = expired && !c->done && c->sent;
+  bool cancel = expired && !c->done && c->sent && c->ping_epoch != UINT64_MAX;
   if (expired) complete_locked(ch, c, NNRPC_DEADLINE_EXCEEDED, "deadline exceeded");
   c->leading = false;
   tl_leading = NULL;
@@ -1093,8 +1138,7 @@ NNRPC_API void nnrpc_channel_close(nnrpc_channel *ch) {
   close(ch->leadfd);
   nnrpc__hmap_free(&ch->calls);
   free(ch->heap);
-  free(ch->tx_buf); /* empty: its last sender was a user, gone */
-  free(ch->tx_ids);
+  free(ch->tx); /* empty: its last sender was a user, gone */
   pthread_mutex_destroy(&ch->txq_mu);
   nnrpc_metadata_free(ch->call_md);
   ic_unref(ch->ics);
@@ -1278,12 +1322,10 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
 
   if (rc == NNRPC_OK) {
     bool sender;
-    if (tx_append(ch, &c, msg, &sender)) {
-      nn_freemsg(msg); /* copied into the batch: its sender sets ping_epoch */
-    } else {
+    if (!tx_append(ch, &c, msg, &sender)) { /* else the batch's sender sets ping_epoch */
       rc = send_msg(ch, msg, deadline);
       if (rc) nn_freemsg(msg);
-      if (sender) tx_flush(ch, deadline);
+      if (sender) tx_flush(ch);
       /* (keepalive counts pings under mu; an epoch stored after a ping's
        * count was taken only delays asking about the call by one ping) */
       atomic_store(&c.ping_epoch, atomic_load(&ch->ping_count));
@@ -1306,13 +1348,35 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
     if (lead_now) lead(ch, &c, deadline);
   }
 
-  while (!atomic_load(&c.fin)) {
-    if (nnrpc__futex_wait(&c.fin, 0, deadline) == ETIMEDOUT && !atomic_load(&c.fin)) {
+  unsigned fin;
+  while ((fin = atomic_load(&c.fin)) != FIN_DONE) {
+    if (fin == FIN_SEND_YOURSELF) { /* a batch gave our message back */
       pthread_mutex_lock(&ch->mu);
-      bool mine = !c.done; /* else completed, its wake-up on the way (wake_callers) */
+      void *back = c.queued_msg;
+      c.queued_msg = NULL;
+      if (!c.done) atomic_store(&c.fin, FIN_WAIT);
+      pthread_mutex_unlock(&ch->mu);
+      if (!back) continue; /* completed meanwhile: fin becomes FIN_DONE */
+      int src = send_msg(ch, back, deadline);
+      if (src) nn_freemsg(back);
+      pthread_mutex_lock(&ch->mu);
+      if (src)
+        complete_locked(ch, &c, src, failure_why(&c, src));
+      else
+        c.ping_epoch = ch->ping_count;
+      pthread_mutex_unlock(&ch->mu);
+      continue;
+    }
+    if (nnrpc__futex_wait(&c.fin, FIN_WAIT, deadline) == ETIMEDOUT && atomic_load(&c.fin) == FIN_WAIT) {
+      pthread_mutex_lock(&ch->mu);
+      /* Tell the server to stop only if the call reached nanomsg: one still
+       * in a batch is left out of it, and a CANCEL before its CALL would be
+       * ignored anyway. Already completed: its wake-up is on the way. */
+      bool cancel = !c.done && c.ping_epoch != UINT64_MAX;
+      if (c.done) deadline = NNRPC_NO_DEADLINE; /* no spinning until fin is set */
       complete_locked(ch, &c, NNRPC_DEADLINE_EXCEEDED, "deadline exceeded");
       pthread_mutex_unlock(&ch->mu);
-      if (mine) send_small(ch, NNRPC_F_CANCEL, c.node.k1, NULL, 0); /* tell the server to stop */
+      if (cancel) send_small(ch, NNRPC_F_CANCEL, c.node.k1, NULL, 0);
     }
   }
 

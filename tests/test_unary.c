@@ -312,51 +312,35 @@ static void *hammer(void *p) {
   return NULL;
 }
 
-static void eight_threads(const char *scheme) {
+/* `threads` callers on one channel, n calls each; with `mixed`, payloads of
+ * 0 to 300 bytes and, for every fourth caller, 12 KiB: small CALL frames
+ * travel in batches (one caller sends the others' with its own), frames over
+ * 8 KiB alone. Every reply must reach its own caller. */
+static void many_threads(const char *scheme, int threads, int n, bool mixed) {
   th_server *t = th_server_start(scheme, NULL);
   nnrpc_channel *ch = th_channel(t->url, NULL);
-  enum { THREADS = 8 };
-  int n = th_count(1000);
-  pthread_t th[THREADS];
-  worker_arg a[THREADS];
-  for (int i = 0; i < THREADS; i++) {
-    a[i] = (worker_arg){ch, i, n, 0, 0};
+  pthread_t th[64];
+  worker_arg a[64];
+  assert_true(threads <= 64);
+  for (int i = 0; i < threads; i++) {
+    size_t pad = !mixed ? 0 : i % 4 == 3 ? 12u << 10 : (size_t)(i % 4) * 100;
+    a[i] = (worker_arg){ch, i, n, 0, pad};
     assert_int_equal(pthread_create(&th[i], NULL, hammer, &a[i]), 0);
   }
-  for (int i = 0; i < THREADS; i++) {
+  for (int i = 0; i < threads; i++) {
     pthread_join(th[i], NULL);
     assert_int_equal(a[i].ok, n);
   }
-  assert_int_equal(atomic_load(&t->calls), THREADS * n);
+  assert_int_equal(atomic_load(&t->calls), threads * n);
   nnrpc_channel_close(ch);
   th_server_stop(t);
 }
+static void eight_threads(const char *scheme) { many_threads(scheme, 8, th_count(1000), false); }
+static void sixty_four_threads(const char *scheme) { many_threads(scheme, 64, th_count(200), true); }
 static void test_eight_threads_thousand_calls_each_every_reply_matched_inproc(void **st) { (void)st; eight_threads("inproc"); }
 static void test_eight_threads_thousand_calls_each_every_reply_matched_ipc(void **st) { (void)st; eight_threads("ipc"); }
 static void test_eight_threads_thousand_calls_each_every_reply_matched_tcp(void **st) { (void)st; eight_threads("tcp"); }
 
-/* 64 callers on one channel: small CALL frames travel in batches (one
- * caller sends the others' with its own), frames over 8 KiB alone; every
- * reply still reaches its own caller. */
-static void sixty_four_threads(const char *scheme) {
-  th_server *t = th_server_start(scheme, NULL);
-  nnrpc_channel *ch = th_channel(t->url, NULL);
-  enum { THREADS = 64 };
-  int n = th_count(200);
-  pthread_t th[THREADS];
-  worker_arg a[THREADS];
-  for (int i = 0; i < THREADS; i++) {
-    a[i] = (worker_arg){ch, i, n, 0, i % 4 == 3 ? 12u << 10 : (size_t)(i % 4) * 100};
-    assert_int_equal(pthread_create(&th[i], NULL, hammer, &a[i]), 0);
-  }
-  for (int i = 0; i < THREADS; i++) {
-    pthread_join(th[i], NULL);
-    assert_int_equal(a[i].ok, n);
-  }
-  assert_int_equal(atomic_load(&t->calls), THREADS * n);
-  nnrpc_channel_close(ch);
-  th_server_stop(t);
-}
 static void test_sixty_four_threads_batched_small_and_lone_large_calls_every_reply_matched_tcp(void **st) {
   (void)st;
   sixty_four_threads("tcp");

@@ -217,16 +217,17 @@ static void set_defaults(nnrpc_channel_opts *o) {
   if (!o->max_decode_bytes) o->max_decode_bytes = 64u << 20;
 }
 
-static void wake(nnrpc_channel *ch) {
+/* Makes an eventfd readable (poll() on it returns). */
+static void efd_poke(int fd) {
   uint64_t one = 1;
-  ssize_t w = write(ch->wakefd, &one, sizeof one);
+  ssize_t w = write(fd, &one, sizeof one);
   (void)w;
 }
 
+static void wake(nnrpc_channel *ch) { efd_poke(ch->wakefd); }
+
 /* ---------------------------------------------------------------- sending */
 
-/* Sends one message without blocking past deadline_us. Takes ownership of
- * msg (an nn_allocmsg buffer) on success only. Returns 0 or an nnrpc code. */
 /* nn_send (non-blocking) of a client message with the owed ack, if any,
  * written into its envelope: acks ride on calls instead of costing a message
  * of their own. 0 or -1 (errno); on failure the ack is owed again. */
@@ -244,13 +245,24 @@ static int send_with_ack(nnrpc_channel *ch, void **msg) {
   return -1;
 }
 
+/* Sends one message without blocking past deadline_us. Takes ownership of
+ * msg (an nn_allocmsg buffer): frees it if it cannot be sent. Returns 0 or an
+ * nnrpc code. */
 static int send_msg(nnrpc_channel *ch, void *msg, int64_t deadline_us) {
   for (;;) {
     if (send_with_ack(ch, &msg) == 0) return NNRPC_OK;
-    if (errno != EAGAIN) return errno == EBADF || errno == ETERM ? NNRPC_CANCELLED : NNRPC_UNAVAILABLE;
+    int rc = NNRPC_OK;
     int64_t left = deadline_us == NNRPC_NO_DEADLINE ? 100000 : deadline_us - nnrpc__now_us();
-    if (left <= 0) return NNRPC_DEADLINE_EXCEEDED;
-    if (atomic_load(&ch->stop) || atomic_load(&ch->closing)) return NNRPC_CANCELLED;
+    if (errno != EAGAIN)
+      rc = errno == EBADF || errno == ETERM ? NNRPC_CANCELLED : NNRPC_UNAVAILABLE;
+    else if (left <= 0)
+      rc = NNRPC_DEADLINE_EXCEEDED;
+    else if (atomic_load(&ch->stop) || atomic_load(&ch->closing))
+      rc = NNRPC_CANCELLED;
+    if (rc) {
+      nn_freemsg(msg);
+      return rc;
+    }
     struct pollfd p = {ch->sndfd, POLLIN, 0};
     poll(&p, 1, (int)(left > 100000 ? 100 : (left + 999) / 1000));
   }
@@ -275,7 +287,7 @@ static void send_small(nnrpc_channel *ch, uint8_t type, uint64_t id, const void 
   if (!p) return;
   nnrpc__frame_put(p, type, 0, 0, (uint32_t)len, id);
   if (len) memcpy(p + NNRPC_FRAME_HDR_LEN, payload, len);
-  if (send_msg(ch, msg, nnrpc__now_us() + 200000)) nn_freemsg(msg);
+  send_msg(ch, msg, nnrpc__now_us() + 200000);
 }
 
 /* Encodes the CALL frame of a unary call. Returns 0 or an nnrpc code. */
@@ -427,6 +439,15 @@ static void sq_remove(nnrpc_channel *ch, ccall *c) {
   atomic_store(&ch->has_sq, ch->sq_head != NULL);
 }
 
+/* Sets a blocking unary caller's fin and wakes it: on the futex, or through
+ * leadfd when it is receiving (it waits in poll() then). `leading` is read
+ * by the caller of this function: c may be gone once fin is set. */
+static void set_fin(nnrpc_channel *ch, atomic_uint *fin, unsigned v, bool leading) {
+  atomic_store(fin, v);
+  nnrpc__futex_wake(fin);
+  if (leading) efd_poke(ch->leadfd);
+}
+
 /* Completes a call. code < 0: a STATUS frame was stored in c->f/rx. */
 static void complete_locked(nnrpc_channel *ch, ccall *c, int code, const char *why) {
   if (c->done) return;
@@ -453,14 +474,7 @@ static void complete_locked(nnrpc_channel *ch, ccall *c, int code, const char *w
       c->next_done = *tl_wake;
       *tl_wake = c;
     } else {
-      bool leading = c->leading; /* c may be gone once fin is set */
-      atomic_store(&c->fin, FIN_DONE);
-      nnrpc__futex_wake(&c->fin);
-      if (leading) { /* it waits in poll(), not on fin */
-        uint64_t one = 1;
-        ssize_t w = write(ch->leadfd, &one, sizeof one);
-        (void)w;
-      }
+      set_fin(ch, &c->fin, FIN_DONE, c->leading);
     }
     return;
   }
@@ -484,14 +498,7 @@ static void wake_callers(nnrpc_channel *ch, ccall *list) {
   while (list) {
     ccall *c = list;
     list = c->next_done;
-    bool fd = c->wake_fd;
-    atomic_store(&c->fin, FIN_DONE);
-    nnrpc__futex_wake(&c->fin);
-    if (fd) {
-      uint64_t one = 1;
-      ssize_t w = write(ch->leadfd, &one, sizeof one);
-      (void)w;
-    }
+    set_fin(ch, &c->fin, FIN_DONE, c->wake_fd);
   }
 }
 
@@ -512,9 +519,7 @@ static void cq_push(nnrpc_cq *q, ccall *c) {
     q->head = c;
   q->tail = c;
   q->n++;
-  uint64_t one = 1;
-  ssize_t w = write(q->efd, &one, sizeof one);
-  (void)w;
+  efd_poke(q->efd);
   pthread_cond_signal(&q->cv);
   pthread_mutex_unlock(&q->mu);
 }
@@ -862,13 +867,7 @@ static bool tx_append(nnrpc_channel *ch, ccall *c, void *msg, bool *sender) {
 /* Gives c's unsent message back to its caller, who sends it (mu held). */
 static void tx_give_back_locked(nnrpc_channel *ch, ccall *c, void *msg) {
   c->queued_msg = msg;
-  atomic_store(&c->fin, FIN_SEND_YOURSELF);
-  nnrpc__futex_wake(&c->fin);
-  if (c->leading) { /* it waits in poll(): lead() returns for it */
-    uint64_t one = 1;
-    ssize_t w = write(ch->leadfd, &one, sizeof one);
-    (void)w;
-  }
+  set_fin(ch, &c->fin, FIN_SEND_YOURSELF, c->leading); /* a receiving caller: lead() returns for it */
 }
 
 /* Sends one batch as one message, or gives it back. Under mu from the look
@@ -1324,7 +1323,6 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
     bool sender;
     if (!tx_append(ch, &c, msg, &sender)) { /* else the batch's sender sets ping_epoch */
       rc = send_msg(ch, msg, deadline);
-      if (rc) nn_freemsg(msg);
       if (sender) tx_flush(ch);
       /* (keepalive counts pings under mu; an epoch stored after a ping's
        * count was taken only delays asking about the call by one ping) */
@@ -1358,7 +1356,6 @@ NNRPC_API nnrpc_status nnrpc_unary_call(nnrpc_channel *ch, const nnrpc_method *m
       pthread_mutex_unlock(&ch->mu);
       if (!back) continue; /* completed meanwhile: fin becomes FIN_DONE */
       int src = send_msg(ch, back, deadline);
-      if (src) nn_freemsg(back);
       pthread_mutex_lock(&ch->mu);
       if (src)
         complete_locked(ch, &c, src, failure_why(&c, src));
@@ -1565,7 +1562,7 @@ static void send_credit(nnrpc_channel *ch, ccall *c, size_t credit) {
   if (!p) return;
   nnrpc__frame_put(p, NNRPC_F_WINDOW, 0, 0, 4, c->node.k1);
   nnrpc__put32(p + NNRPC_FRAME_HDR_LEN, (uint32_t)credit);
-  if (send_msg(ch, msg, c->deadline_us)) nn_freemsg(msg);
+  send_msg(ch, msg, c->deadline_us);
 }
 
 NNRPC_API nnrpc_status nnrpc_stream_open(nnrpc_channel *ch, const nnrpc_method *m, const ProtobufCMessage *req,
@@ -1621,7 +1618,6 @@ NNRPC_API nnrpc_status nnrpc_stream_open(nnrpc_channel *ch, const nnrpc_method *
     c->ping_epoch = UINT64_MAX; /* not before nanomsg took it (see nnrpc_unary_call) */
     pthread_mutex_unlock(&ch->mu);
     rc = send_msg(ch, msg, c->deadline_us);
-    if (rc) nn_freemsg(msg);
   }
   pthread_mutex_lock(&ch->mu);
   if (!c->done) c->ping_epoch = ch->ping_count;
@@ -1674,12 +1670,10 @@ NNRPC_API int nnrpc_stream_write(nnrpc_stream *st, const ProtobufCMessage *msg) 
     pthread_mutex_unlock(&ch->mu);
     return ended_code(c, false);
   }
-  if (rc == NNRPC_OK) {
+  if (rc == NNRPC_OK)
     rc = send_msg(ch, nm, c->deadline_us);
-    if (rc) nn_freemsg(nm);
-  } else {
+  else
     nn_freemsg(nm);
-  }
   pthread_mutex_lock(&ch->mu);
   if (rc && rc != NNRPC_FAILED_PRECONDITION) complete_locked(ch, c, rc, "could not send the stream message");
   user_leave_locked(ch);
@@ -1707,7 +1701,6 @@ NNRPC_API int nnrpc_stream_close_send(nnrpc_stream *st) {
     } else {
       nnrpc__frame_put(p, NNRPC_F_HALF_CLOSE, 0, 0, 0, c->node.k1);
       rc = send_msg(ch, msg, c->deadline_us);
-      if (rc) nn_freemsg(msg);
     }
   }
   pthread_mutex_lock(&ch->mu);
